@@ -1,0 +1,26 @@
+# The two commands of the README:
+#   make run   -> creates .venv (torch pinned by constraints.txt), installs the
+#                 project, runs the default config with profiles/local
+#   make test  -> the same environment, then the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+SNAKEMAKE_ARGS ?=
+
+.PHONY: run test env clean-env
+
+run: $(VENV)/.installed
+	$(VENV)/bin/snakemake --profile profiles/local $(SNAKEMAKE_ARGS)
+
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+env: $(VENV)/.installed
+
+# Reinstalled whenever the dependency declarations change.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $@
+
+clean-env:
+	rm -rf $(VENV)

@@ -1,0 +1,34 @@
+# Trainability landscapes and the fractal dimension of their boundary
+# (Sohl-Dickstein 2024, arXiv:2402.06184).
+#
+# results/{experiment}/frame{frame}/shards/shard{shard}.h5  per-pixel loss statistics
+# results/{experiment}/frame{frame}/grid.h5                 merged frame + provenance
+# results/{experiment}/frame{frame}/scores.h5               convergence measures
+# results/{experiment}/dimension.json                       box-counting dimension
+# results/{experiment}/figures/{landscape,boxcount}.{pdf,png}
+# results/summary/{six_panel.pdf,six_panel.png,dimension_table.csv,dimension_table.md}
+# logs/ mirrors these paths.
+
+from snakemake.utils import min_version
+
+min_version("9.1")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/merge.smk"
+include: "workflow/rules/score.smk"
+include: "workflow/rules/dimension.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

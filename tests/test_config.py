@@ -1,0 +1,180 @@
+"""Configuration: the shipped configs are valid; every bad input is named before work starts."""
+
+import copy
+
+import numpy as np
+import pytest
+import yaml
+
+from trainability.config import ConfigError, load_config, validate_config
+from workflow_helpers import REPO, TINY_CONFIG, prepare_workdir, snakemake
+
+GOOD = {
+    "experiments": {
+        "exp": {
+            "model": {"width": 4, "depth": 2, "nonlinearity": "tanh"},
+            "data": {"size": "params", "target_dim": 1, "seed": 0},
+            "training": {"steps": 10, "batch": "full", "dtype": "float64"},
+            "phase_space": {"kind": "lr_vs_lr", "x": [-1, 1], "y": [-1, 1]},
+            "grid": {"resolution": 8, "shard_size": 16},
+        }
+    }
+}
+
+
+def with_change(path, value, base=GOOD):
+    config = copy.deepcopy(base)
+    node = config["experiments"]["exp"]
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is DELETE:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return config
+
+
+DELETE = object()
+
+
+def problems_of(config, workdir="."):
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, workdir)
+    return "\n".join(info.value.problems)
+
+
+@pytest.mark.parametrize("path", ["config/config.yaml", "config/paper.yaml", "tests/configs/tiny.yaml"])
+def test_shipped_configs_are_valid(path, tmp_path):
+    config = load_config(REPO / path)
+    workdir = REPO
+    if path.startswith("tests"):
+        workdir = prepare_workdir(tmp_path)
+    resolved = validate_config(config, workdir)
+    assert set(resolved) == set(config["experiments"])
+
+
+def test_default_config_holds_the_six_paper_conditions():
+    resolved = validate_config(load_config(REPO / "config/config.yaml"), REPO)
+    dims = sorted(exp["paper_dimension"] for exp in resolved.values())
+    assert dims == [1.17, 1.20, 1.41, 1.55, 1.66, 1.98]
+    kinds = {exp["phase_space"]["kind"] for exp in resolved.values()}
+    assert kinds == {"lr_vs_lr", "paraminit_vs_lr"}
+
+
+def test_paper_config_is_4096_squared():
+    resolved = validate_config(load_config(REPO / "config/paper.yaml"), REPO)
+    assert {exp["grid"]["resolution"] for exp in resolved.values()} == {4096}
+
+
+def test_good_config_resolves_dataset_size():
+    resolved = validate_config(GOOD)
+    assert resolved["exp"]["data"]["size"] == 4 * 4 + 4  # "params" = number of parameters
+
+
+@pytest.mark.parametrize(
+    "path,value,expected",
+    [
+        ("model.nonlinearity", "sigmoid", "experiments.exp.model.nonlinearity: 'sigmoid' is not one of ['tanh', 'relu', 'identity']"),
+        ("grid.resolution", 0, "experiments.exp.grid.resolution: 0 is less than the minimum of 2"),
+        ("grid.resolution", -5, "experiments.exp.grid.resolution: -5 is less than the minimum of 2"),
+        ("grid.shard_size", 0, "experiments.exp.grid.shard_size: 0 is less than the minimum of 1"),
+        ("grid.shard_size", -1, "experiments.exp.grid.shard_size: -1 is less than the minimum of 1"),
+        ("model.depth", 1, "experiments.exp.model.depth: 1 is less than the minimum of 2"),
+        ("training.dtype", "float16", "experiments.exp.training.dtype: 'float16' is not one of ['float64', 'float32']"),
+        ("phase_space.kind", "lr_vs_momentum", "experiments.exp.phase_space.kind: 'lr_vs_momentum' is not one of"),
+        ("phase_space.offset_mode", "twice", "experiments.exp.phase_space.offset_mode: 'twice' is not one of ['every_step', 'init_only']"),
+        ("data.size", "lots", "experiments.exp.data.size: 'lots' is not valid; allowed:"),
+        ("training.batch", "half", "experiments.exp.training.batch: 'half' is not valid; allowed:"),
+        ("phase_space.x", [1, 1], "experiments.exp.phase_space.x: bounds must be finite with min < max, got [1, 1]"),
+        ("phase_space.y", [2, -1], "experiments.exp.phase_space.y: bounds must be finite with min < max, got [2, -1]"),
+        ("grid.colour", "red", "experiments.exp.grid: Additional properties are not allowed ('colour' was unexpected)"),
+        ("model", DELETE, "experiments.exp: 'model' is a required property"),
+    ],
+)
+def test_bad_values_are_named(path, value, expected):
+    assert expected in problems_of(with_change(path, value))
+
+
+def test_all_problems_are_reported_at_once():
+    config = with_change("grid.resolution", 0, with_change("model.nonlinearity", "sigmoid"))
+    message = problems_of(config)
+    assert "grid.resolution" in message and "model.nonlinearity" in message
+
+
+def test_float32_window_too_narrow_for_the_grid():
+    narrow = with_change("phase_space.x", [1.0, 1.0 + 1e-7], with_change("training.dtype", "float32"))
+    narrow["experiments"]["exp"]["grid"]["resolution"] = 64
+    message = problems_of(narrow)
+    assert "experiments.exp.phase_space.x" in message and "too narrow" in message and "float32" in message
+    # The same window is fine in float64.
+    narrow["experiments"]["exp"]["training"]["dtype"] = "float64"
+    validate_config(narrow)
+
+
+def test_deep_zoom_frames_are_checked_too():
+    config = with_change("zoom", {"frames": 60, "factor": 2})
+    message = problems_of(config)
+    assert "too narrow" in message and "frame" in message
+
+
+def init_config(tmp_path, arrays):
+    np.savez(tmp_path / "init.npz", **arrays)
+    return with_change("data", {"init_file": "init.npz"})
+
+
+def good_arrays(n=5):
+    rng = np.random.default_rng(0)
+    return {"W0": rng.standard_normal((4, 4)), "W1": rng.standard_normal((4, 1)),
+            "X": rng.standard_normal((n, 4)), "Y": rng.standard_normal((n, 1))}
+
+
+def test_init_file_accepted(tmp_path):
+    validate_config(init_config(tmp_path, good_arrays()), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "mutate,expected",
+    [
+        (lambda a: a.pop("W1"), "lacks arrays ['W1']"),
+        (lambda a: a.update(W0=np.ones((4, 3))), "W0 has shape (4, 3), expected (4, 4)"),
+        (lambda a: a.update(X=np.ones((5, 3))), "X has shape (5, 3), expected (N, 4)"),
+        (lambda a: a.update(Y=np.ones((4, 1))), "Y has shape (4, 1), expected (5, 1)"),
+        (lambda a: a["W1"].__setitem__((0, 0), np.nan), "W1 contains NaN or infinite values"),
+        (lambda a: a["X"].__setitem__((1, 1), np.inf), "X contains NaN or infinite values"),
+    ],
+)
+def test_malformed_init_file(tmp_path, mutate, expected):
+    arrays = good_arrays()
+    mutate(arrays)
+    message = problems_of(init_config(tmp_path, arrays), tmp_path)
+    assert "experiments.exp.data.init_file" in message and expected in message
+
+
+def test_missing_and_unreadable_init_file(tmp_path):
+    config = with_change("data", {"init_file": "nowhere.npz"})
+    assert "experiments.exp.data.init_file: file not found" in problems_of(config, tmp_path)
+    (tmp_path / "garbage.npz").write_bytes(b"not a zip file")
+    config = with_change("data", {"init_file": "garbage.npz"})
+    assert "cannot read" in problems_of(config, tmp_path)
+
+
+def test_bad_minibatch_file(tmp_path):
+    np.save(tmp_path / "mb.npy", np.full((10, 3), 99))
+    config = with_change("training", {"steps": 10, "batch": 3, "minibatch_file": "mb.npy"})
+    message = problems_of(config, tmp_path)
+    assert "experiments.exp.training.minibatch_file" in message and "indices must lie in [0, 20)" in message
+
+
+def test_workflow_refuses_bad_config_before_any_job(tmp_path):
+    """Through Snakemake itself: non-zero exit, the field named, nothing created."""
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["experiments"]["tanh_small"]["model"]["nonlinearity"] = "swish"
+    config["experiments"]["tanh_small"]["grid"]["shard_size"] = 0
+    workdir = prepare_workdir(tmp_path, config)
+    result = snakemake(workdir, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "experiments.tanh_small.model.nonlinearity: 'swish' is not one of" in output
+    assert "experiments.tanh_small.grid.shard_size: 0 is less than the minimum of 1" in output
+    assert not (workdir / "results").exists()

@@ -1,0 +1,37 @@
+"""Snakemake adapter: merge a frame's shard files into grid.h5 with axes and provenance."""
+
+import logging
+import os
+import sys
+
+from trainability import grid, io, training
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+params = snakemake.params
+resolution = params.training["resolution"]
+stats, shard_attrs = io.merge_shards(snakemake.input, training.STAT_FIELDS, resolution, params.shard_size)
+(x_lo, x_hi), (y_lo, y_hi) = params.window
+devices = sorted({a["device"]["device"] + " " + a["device"].get("gpu", a["device"]["processor"])
+                  for a in shard_attrs})
+io.write_h5(
+    snakemake.output[0], stats,
+    attrs={
+        "experiment": snakemake.wildcards.experiment,
+        "frame": int(snakemake.wildcards.frame),
+        "window_log10": params.window,
+        "resolution": resolution,
+        "shard_size": params.shard_size,
+        "n_shards": len(snakemake.input),
+        "training": params.training,
+        "devices": devices,
+        "versions": io.software_versions(),
+        "slurm_job_ids": sorted({os.environ.get("SLURM_JOB_ID", "")} - {""}),
+    },
+    scales={
+        "x": ("log10 of the x hyperparameter at each column", grid.axis_log10(x_lo, x_hi, resolution)),
+        "y": ("log10 of the y hyperparameter at each row", grid.axis_log10(y_lo, y_hi, resolution)),
+    },
+)
+logging.info("merged %d shards into %s (devices: %s)", len(snakemake.input), snakemake.output[0], devices)
