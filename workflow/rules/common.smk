@@ -1,3 +1,5 @@
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -8,6 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 import trainability
 from trainability import config as tconfig
 from trainability import grid as tgrid
+from trainability import problem as tproblem
 
 
 wildcard_constraints:
@@ -101,20 +104,36 @@ def panel_params(name):
     )
 
 
+def shard_work(exp):
+    """(pixels, dataset size, floating-point operations) of one shard of an experiment."""
+    g = exp["grid"]
+    pixels = min(g["shard_size"], g["resolution"] ** 2)
+    n_data = tproblem.dataset_size_of(exp)
+    model, target = exp["model"], exp["data"].get("target_dim", 1)
+    params = tproblem.n_parameters(model, target)
+    # forward + backward ~ 6 flops per parameter per data point per step
+    flops = 6.0 * params * n_data * pixels * exp["training"]["steps"]
+    return pixels, n_data, flops
+
+
 def train_mem_mb(wildcards, attempt):
-    """Host memory for a shard job: work arrays of one block plus headroom."""
+    """Host memory of a shard job: work arrays of one 256-pixel block, shard results, headroom."""
     exp = experiment(wildcards)
-    n_data = 1 if "init_file" in exp["data"] else exp["data"].get("size", 1)
-    width = exp["model"]["width"]
-    return int((1000 + 8 * n_data * width * 256 * 8 / 2**20) * attempt)
+    pixels, n_data, _ = shard_work(exp)
+    work = 8 * n_data * exp["model"]["width"] * 256 * 8 + 16 * 8 * pixels
+    return int((1000 + work / 2**20) * attempt)
 
 
 def train_runtime(wildcards, attempt):
-    """Minutes, generous for a CPU; scaled by attempt when a job is retried."""
-    exp = experiment(wildcards)
-    g = exp["grid"]
-    pixel_steps = min(g["shard_size"], g["resolution"] ** 2) * exp["training"]["steps"]
-    return int((10 + pixel_steps / 2e5) * attempt)
+    """Minutes, from the shard's work at an assumed speed; doubled on each retry.
+
+    TRAINABILITY_EXPECTED_GFLOPS is the float64 speed to plan for (default 10,
+    a laptop CPU; a data-centre GPU sustains thousands): a runtime setting, so
+    it is read from the environment and never triggers reruns.
+    """
+    _, _, flops = shard_work(experiment(wildcards))
+    gflops = float(os.environ.get("TRAINABILITY_EXPECTED_GFLOPS", "10"))
+    return int(math.ceil((10 + flops / (gflops * 1e9) / 60) * 2 ** (attempt - 1)))
 
 
 def final_outputs():
