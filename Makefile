@@ -19,7 +19,7 @@ env: $(VENV)/.installed
 # Reinstalled whenever the dependency declarations change.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test,fused]"
 	touch $@
 
 clean-env:

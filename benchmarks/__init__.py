@@ -1,0 +1,1 @@
+"""Benchmarks of the training kernel against alternative implementations (see README.md)."""

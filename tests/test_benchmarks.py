@@ -1,0 +1,122 @@
+"""The benchmark command on a tiny problem (seconds), and its agreement check.
+
+No timings are asserted: only that the command runs, writes the documented
+JSON, and that the agreement check tells right from wrong.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import impls  # noqa: E402
+from benchmarks.run import away_from_boundary, check_agreement, stable_pixels  # noqa: E402
+from trainability.training import train_pixels  # noqa: E402
+
+HAS_JAX = importlib.util.find_spec("jax") is not None
+ROW_KEYS = {
+    "pixel_steps_per_s", "pixel_steps_per_s_all_repeats", "ratio_to_ours", "pixels_timed", "pixel_subset",
+    "seconds", "warmup_seconds", "gflops", "fraction_of_measured_gemm_peak", "fraction_of_theoretical_peak",
+    "rss_peak_bytes", "rss_peak_extra_bytes", "estimated_seconds_4096x4096x1000_frame", "agreement_with_ours",
+}
+
+
+def test_benchmark_command_writes_report(tmp_path):
+    out = tmp_path / "bench.json"
+    names = ["ours", "ours_torch", "autograd_loop", "torch_vmap"] + (["jax_author"] if HAS_JAX else [])
+    cmd = [sys.executable, "-m", "benchmarks.run", "--resolution", "4", "--steps", "12", "--repeats", "1",
+           "--impl", *names, "--subset", "autograd_loop=3", "--gemm-n", "256", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["schema"] == "trainability-benchmark/1"
+    assert {"machine", "problem", "runs", "all_agree", "date", "command", "repeats", "skipped"} <= set(report)
+    assert {"cpu", "versions", "hostname", "loadavg_before", "loadavg_after"} <= set(report["machine"])
+    assert report["machine"]["cpu"]["theoretical_float64_peak_gflops"] is None or \
+        report["machine"]["cpu"]["theoretical_float64_peak_gflops"] > 0
+    assert report["problem"]["N"] == 272 and report["problem"]["steps"] == 12
+    run = report["runs"]["float64"]
+    assert run["measured_gemm"]["gflops"] > 0
+    rows = run["implementations"]
+    assert set(rows) == set(names)
+    for name, row in rows.items():
+        assert ROW_KEYS <= set(row), name
+        assert row["pixel_steps_per_s"] > 0 and row["rss_peak_bytes"] > 0
+        assert row["agreement_with_ours"]["ok"], (name, row["agreement_with_ours"])
+    assert rows["ours"]["ratio_to_ours"] == 1.0
+    assert rows["autograd_loop"]["pixels_timed"] == 3 and rows["ours"]["pixels_timed"] == 16
+    assert report["all_agree"] is True
+    assert "written" in proc.stdout and "ours" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def reference():
+    spec = {"init_file": str(ROOT / "resources/author_init/author_init_N272.npz"), "resolution": 8,
+            "x": [0.0, 1.5], "y": [1.5, 2.7], "steps": 60}
+    problem = impls.load_problem(spec)
+    lrs = impls.grid_learning_rates(spec)
+    run = lambda lr: train_pixels(problem, lr, nonlinearity="tanh", steps=spec["steps"], device="cpu")  # noqa: E731
+    return run, lrs, run(lrs)
+
+
+def test_agreement_accepts_identical_and_flags_wrong(reference):
+    run, lrs, ref = reference
+    shape = (8, 8)
+    pixels = np.arange(64)
+    m = ref["sum_u"]
+    assert ((ref["tail_mean_u"] < 1).any() and (ref["tail_mean_u"] >= 1).any()), "window must straddle"
+    assert check_agreement(ref, ref, pixels, shape)["ok"]
+    # A deliberately wrong implementation: the gradient off by a factor 2
+    # (as if the MSE derivative lost its 2), i.e. half the learning rates.
+    wrong = run(lrs * 0.5)
+    verdict = check_agreement(ref, wrong, pixels, shape)
+    assert not verdict["ok"] and verdict["max_rel_diff_converged"] > 1e-9
+    # One flipped label in 64 pixels (1.6% > 0.5%) fails even with equal measures elsewhere.
+    flipped = {k: v.copy() for k, v in ref.items()}
+    i = int(np.argmin(ref["tail_mean_u"]))
+    flipped["tail_mean_u"][i] = 2.0
+    verdict = check_agreement(ref, flipped, pixels, shape)
+    assert not verdict["ok"] and verdict["label_disagreements"] == 1
+    # A 1e-7 relative error of the measure on a converged pixel away from the boundary fails.
+    converged = ref["tail_mean_u"] < 1
+    away = away_from_boundary(converged.reshape(shape)).ravel()
+    j = int(np.nonzero(away & converged)[0][0])
+    nudged = {k: v.copy() for k, v in ref.items()}
+    for name in ("sum_u", "sum_inv_u"):
+        nudged[name][j] *= 1 + 1e-7
+    assert not check_agreement(ref, nudged, pixels, shape)["ok"]
+    # ... but passes where the pixel is excluded as chaotic (stable mask False).
+    stable = np.ones(64, dtype=bool)
+    stable[j] = False
+    assert check_agreement(ref, nudged, pixels, shape, stable=stable)["ok"]
+    # A diverged pixel away from the boundary must diverge at the same step.
+    k = int(np.nonzero(away & ~converged & (ref["diverged_step"] > 0))[0][0])
+    late = {kk: v.copy() for kk, v in ref.items()}
+    late["diverged_step"][k] += 1
+    verdict = check_agreement(ref, late, pixels, shape)
+    assert not verdict["ok"] and verdict["diverged_onset_mismatches"] == 1
+    # A subset of pixels is compared against the same pixels of the reference.
+    sub = np.array([3, 17, 40])
+    part = {k: v[sub] for k, v in ref.items()}
+    assert check_agreement(ref, part, sub, shape)["ok"]
+    assert m.shape == (64,)
+
+
+def test_away_from_boundary_and_stability(reference):
+    labels = np.zeros((5, 5), dtype=bool)
+    labels[:, 3:] = True
+    away = away_from_boundary(labels)
+    assert away[:, 0:2].all() and away[:, 4].all() and not away[:, 2:4].any()
+    _, _, ref = reference
+    assert stable_pixels(ref, ref, ref).all()
+    moved = {k: v.copy() for k, v in ref.items()}
+    moved["sum_u"] *= 1 + 1e-6
+    moved["sum_inv_u"] *= 1 + 1e-6
+    assert not stable_pixels(ref, moved).any()
