@@ -96,6 +96,11 @@ def test_bad_values_are_named(path, value, expected):
     assert expected in problems_of(with_change(path, value))
 
 
+def test_unknown_kernel_is_named():
+    config = copy.deepcopy(GOOD) | {"kernel": "cuda-magic"}
+    assert "kernel: 'cuda-magic' is not one of ['auto', 'torch', 'fused']" in problems_of(config)
+
+
 def test_all_problems_are_reported_at_once():
     config = with_change("grid.resolution", 0, with_change("model.nonlinearity", "sigmoid"))
     message = problems_of(config)

@@ -83,6 +83,8 @@ def test_merged_grid_equals_direct_training(finished_run):
     versions = json.loads(attrs["versions"])
     assert {"torch", "numpy", "h5py", "trainability"} <= set(versions)
     assert json.loads(attrs["devices"])
+    # The kernel "auto" picked for this device is recorded.
+    assert json.loads(attrs["kernels"]) == [training.selected_kernel("cpu", "float64", shared, "tanh")]
 
 
 def test_merged_grid_is_bitwise_identical_whatever_the_shard_size(finished_run):

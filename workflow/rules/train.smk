@@ -12,6 +12,7 @@ rule train_shard:
         training=training_params,
         window=frame_window,
         shard_size=shard_size,
+        kernel=config.get("kernel", "auto"),
         results_version=trainability.RESULTS_VERSION,
     threads: 2
     resources:

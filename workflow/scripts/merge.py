@@ -26,6 +26,8 @@ io.write_h5(
         "n_shards": len(snakemake.input),
         "training": params.training,
         "devices": devices,
+        # Kernels agree to rounding only: a frame mixing them is flagged here.
+        "kernels": sorted({a.get("kernel", "unknown") for a in shard_attrs}),
         "versions": io.software_versions(),
         "slurm_job_ids": sorted({os.environ.get("SLURM_JOB_ID", "")} - {""}),
     },
@@ -34,4 +36,8 @@ io.write_h5(
         "y": ("log10 of the y hyperparameter at each row", grid.axis_log10(y_lo, y_hi, resolution)),
     },
 )
+kernels = {a.get("kernel", "unknown") for a in shard_attrs}
+if len(kernels) > 1:
+    logging.warning("shards of this frame come from different kernels %s: they agree to "
+                    "rounding, not bit for bit", sorted(kernels))
 logging.info("merged %d shards into %s (devices: %s)", len(snakemake.input), snakemake.output[0], devices)

@@ -25,7 +25,26 @@ device = training.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
 log.info("shard %d: pixels %d..%d of %d, %d steps, device %s", shard, start, stop - 1,
          resolution**2, settings["training"]["steps"], device)
 
+# --- Test-only fault injection (tests/test_slurm.py, tests/test_faults.py) ---
+# Comma-separated "experiment:frame:shard" entries; unset (always, outside the
+# tests) means no effect. TRAINABILITY_TEST_FAIL_SHARDS makes these shards fail;
+# TRAINABILITY_TEST_SLOW_SHARDS="experiment:frame:shard=seconds" makes them
+# sleep first (time to scancel or interrupt them). Never changes results.
+_me = f"{snakemake.wildcards.experiment}:{snakemake.wildcards.frame}:{shard}"
+for _entry in filter(None, os.environ.get("TRAINABILITY_TEST_SLOW_SHARDS", "").split(",")):
+    _who, _, _seconds = _entry.partition("=")
+    if _who.strip() == _me:
+        log.info("test fault injection: sleeping %s s (TRAINABILITY_TEST_SLOW_SHARDS)", _seconds)
+        time.sleep(float(_seconds))
+if _me in {e.strip() for e in os.environ.get("TRAINABILITY_TEST_FAIL_SHARDS", "").split(",")}:
+    raise RuntimeError(f"test fault injection: shard {_me} fails (TRAINABILITY_TEST_FAIL_SHARDS)")
+
 shared = problem.build_problem(settings["model"], settings["data"], settings["training"])
+kernel = params.kernel
+if kernel == "auto":
+    kernel = training.selected_kernel(device, settings["training"]["dtype"], shared,
+                                      settings["model"]["nonlinearity"])
+log.info("kernel: %s (config: %s)", kernel, params.kernel)
 x, y = grid.pixel_coordinates(params.window, resolution, start, stop)
 learning_rates, offsets = training.per_layer_learning_rates(
     x, y, settings["phase_space"]["kind"], len(shared.weights))
@@ -49,7 +68,7 @@ stats = training.train_pixels(
     steps=settings["training"]["steps"],
     offset_mode=settings["phase_space"]["offset_mode"],
     dtype=settings["training"]["dtype"],
-    device=device, first_pixel=start, progress=progress,
+    device=device, first_pixel=start, progress=progress, kernel=kernel,
 )
 elapsed = time.monotonic() - began
 log.info("trained %d pixels in %.1f s", stop - start, elapsed)
@@ -65,6 +84,7 @@ io.write_h5(
         "window": params.window,
         "training": settings,
         "device": io.device_description(device),
+        "kernel": kernel,
         "versions": io.software_versions(),
     },
 )
