@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from trainability.training import Problem
 
 
 def n_parameters(model: dict, target_dim: int) -> int:
@@ -92,8 +91,11 @@ def dataset_size_of(exp: dict, workdir: str | Path = ".") -> int:
     return int(data["size"])
 
 
-def build_problem(model: dict, data: dict, training: dict, workdir: str | Path = ".") -> Problem:
-    """The shared initial weights, data and minibatch sequence of an experiment."""
+def build_problem(model: dict, data: dict, training: dict, workdir: str | Path = "."):
+    """The shared initial weights, data and minibatch sequence of an experiment (a training.Problem)."""
+    # Imported here: the Snakefile imports this module, and torch is slow to import.
+    from trainability.training import Problem
+
     workdir = Path(workdir)
     target_dim = data.get("target_dim", 1)
     shapes = weight_shapes(model, target_dim)

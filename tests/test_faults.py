@@ -1,0 +1,293 @@
+"""Faults without a cluster: damaged shard files, injected failures, unset profile variables.
+
+The SLURM versions (scancel, interrupts, sbatch rejections) are in test_slurm.py.
+"""
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from trainability import integrity, io, training
+from workflow_helpers import REPO, TINY_CONFIG, planned_jobs, prepare_workdir, snakemake
+
+SHARDS = "results/tanh_small/frame0/shards"
+GRID = "results/tanh_small/frame0/grid.h5"
+
+
+def one_experiment_config(name="tanh_small"):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["experiments"] = {name: config["experiments"][name]}
+    return config
+
+
+def write_shard(path, n=8, first=0, fields=training.STAT_FIELDS, chunked=False):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as h5:
+        h5.attrs["n_pixels"] = n
+        h5.attrs["first_pixel"] = first
+        for name in fields:
+            h5.create_dataset(name, data=np.arange(n, dtype=np.float64),
+                              chunks=(max(1, n // 4),) if chunked else None)
+    return path
+
+
+# ----------------------------------------------------------------- integrity unit tests
+
+def test_a_sound_shard_passes(tmp_path):
+    assert integrity.shard_problem(write_shard(tmp_path / "s.h5"), training.STAT_FIELDS) is None
+    assert integrity.shard_problem(write_shard(tmp_path / "c.h5", n=64, chunked=True),
+                                   training.STAT_FIELDS) is None
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_truncation_is_detected(tmp_path, chunked):
+    path = write_shard(tmp_path / "s.h5", n=4096, chunked=chunked)
+    size = path.stat().st_size
+    for keep in (size - 1, size - 5000, size // 2, 100, 0):
+        damaged = tmp_path / f"t{keep}.h5"
+        damaged.write_bytes(path.read_bytes()[:keep])
+        assert integrity.shard_problem(damaged, training.STAT_FIELDS), keep
+
+
+def test_overwritten_header_and_missing_pieces_are_detected(tmp_path):
+    path = write_shard(tmp_path / "s.h5")
+    data = bytearray(path.read_bytes())
+    data[:512] = bytes(512)
+    (tmp_path / "zeroed.h5").write_bytes(bytes(data))
+    assert "OSError" in integrity.shard_problem(tmp_path / "zeroed.h5", training.STAT_FIELDS)
+
+    fields = training.STAT_FIELDS
+    short = write_shard(tmp_path / "short.h5", fields=fields[:-1])
+    assert f"{fields[-1]!r} missing" in integrity.shard_problem(short, fields)
+
+    wrong = write_shard(tmp_path / "wrong.h5")
+    with h5py.File(wrong, "a") as h5:
+        h5.attrs["n_pixels"] = 9
+    assert "expected (9,)" in integrity.shard_problem(wrong, fields)
+
+    (tmp_path / "text.h5").write_text("not hdf5")
+    assert integrity.shard_problem(tmp_path / "text.h5", fields)
+
+
+def test_quarantine_renames_and_never_deletes(tmp_path):
+    good = write_shard(tmp_path / "good.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(good.read_bytes()[:200])
+    original = bad.read_bytes()
+    moved = integrity.quarantine_corrupt_shards([good, bad, tmp_path / "absent.h5"], training.STAT_FIELDS)
+    assert [(p, why is not None) for p, _, why in moved] == [(bad, True)]
+    target = moved[0][1]
+    assert target.name.startswith("bad.h5.corrupt-") and target.read_bytes() == original
+    assert good.exists() and not bad.exists()
+    # A second damaged file with the same timestamp gets its own name.
+    bad.write_bytes(original)
+    again = integrity.quarantine_corrupt_shards([bad], training.STAT_FIELDS)
+    assert again[0][1] != target and target.exists()
+
+
+# ----------------------------------------------------------------- workflow runs
+
+@pytest.mark.slow
+def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
+    workdir = prepare_workdir(tmp_path / "run", one_experiment_config())
+    shard_targets = [f"{SHARDS}/shard{i}.h5" for i in range(4)]
+    snakemake(workdir, *shard_targets)  # a run that stopped before the merge
+    shards = {p.name: p for p in sorted((workdir / SHARDS).glob("shard*.h5"))}
+    assert len(shards) == 4
+    before = {n: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for n, p in shards.items()}
+
+    # After the fact: shard1 truncated (a full disk, an interrupted copy),
+    # shard2's header overwritten.
+    damaged = {"shard1.h5": before["shard1.h5"][2][: len(before["shard1.h5"][2]) // 2]}
+    header = bytearray(before["shard2.h5"][2])
+    header[:64] = b"garbage!" * 8
+    damaged["shard2.h5"] = bytes(header)
+    for name, data in damaged.items():
+        shards[name].write_bytes(data)
+
+    # The next run notices, moves both aside, remakes exactly those two and merges.
+    result = snakemake(workdir, GRID)
+    output = result.stdout + result.stderr
+    for name in damaged:
+        assert f"Damaged shard file {SHARDS}/{name}" in output
+        assert "it will be recomputed" in output
+    jobs = sorted((rule, wc.get("shard")) for rule, wc in planned_jobs_from(output))
+    assert jobs == [("merge", None), ("train_shard", "1"), ("train_shard", "2")]
+    corrupt = {p.name.split(".corrupt-")[0]: p.read_bytes() for p in (workdir / SHARDS).glob("*.corrupt-*")}
+    assert corrupt == damaged, "moved aside, never deleted or changed"
+    for name in ("shard0.h5", "shard3.h5"):  # untouched, not recomputed
+        st = shards[name].stat()
+        assert (st.st_ino, st.st_mtime_ns) == before[name][:2]
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    for name, (_, _, data) in before.items():
+        (originals / name).write_bytes(data)
+    for name in damaged:  # remade: the same numbers
+        assert_same_data(shards[name], originals / name)
+    undisturbed, _ = io.merge_shards([originals / f"shard{i}.h5" for i in range(4)],
+                                     training.STAT_FIELDS, 12, 40)
+    merged, _ = io.read_h5(workdir / GRID, training.STAT_FIELDS)
+    for name in training.STAT_FIELDS:
+        assert merged[name].tobytes() == undisturbed[name].tobytes(), name
+
+    # Damage after the frame was merged: grid.h5 stays (it was made from the
+    # sound file), nothing is recomputed; the shard is remade when asked for.
+    grid_stat = (workdir / GRID).stat()
+    shards["shard3.h5"].write_bytes(shards["shard3.h5"].read_bytes()[:500])
+    result = snakemake(workdir, GRID)
+    output = result.stdout + result.stderr
+    assert f"Damaged shard file {SHARDS}/shard3.h5" in output
+    assert f"snakemake {SHARDS}/shard3.h5" in output
+    assert "Nothing to be done" in output
+    assert (workdir / GRID).stat().st_mtime_ns == grid_stat.st_mtime_ns
+    snakemake(workdir, f"{SHARDS}/shard3.h5")
+    assert_same_data(shards["shard3.h5"], originals / "shard3.h5")
+    assert len(list((workdir / SHARDS).glob("*.corrupt-*"))) == 3
+    # Nothing left to repair, no further warning.
+    again = snakemake(workdir, *shard_targets, "--dry-run")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    assert "Damaged shard" not in again.stdout + again.stderr
+
+
+def assert_same_data(a, b):
+    """Same datasets, bit for bit (provenance attributes may differ)."""
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        assert sorted(fa) == sorted(fb)
+        for name in fa:
+            x, y = fa[name][()], fb[name][()]
+            assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), name
+
+
+def planned_jobs_from(text):
+    """[(rule, wildcards)] of the jobs a Snakemake run printed."""
+    import re
+
+    jobs = []
+    for line in text.splitlines():
+        header = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if header:
+            jobs.append((header.group(1), {}))
+            continue
+        wildcards = re.match(r"^\s+wildcards: (.*)$", line)
+        if wildcards and jobs:
+            jobs[-1][1].update(item.split("=", 1) for item in wildcards.group(1).split(", "))
+    return jobs
+
+
+@pytest.mark.slow
+def test_an_injected_failure_is_reported_with_its_log_and_other_shards_are_kept(tmp_path, monkeypatch):
+    workdir = prepare_workdir(tmp_path / "fail", one_experiment_config())
+    monkeypatch.setenv("TRAINABILITY_TEST_FAIL_SHARDS", "tanh_small:0:2")
+    result = snakemake(workdir, GRID, "--keep-going", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Error in rule train_shard" in output
+    assert "logs/tanh_small/frame0/shards/shard2.log" in output
+    assert "test fault injection: shard tanh_small:0:2 fails" in output  # the log, shown
+    assert "test fault injection" in (workdir / "logs/tanh_small/frame0/shards/shard2.log").read_text()
+    for shard in (0, 1, 3):
+        io.check_shard(workdir / SHARDS / f"shard{shard}.h5", training.STAT_FIELDS, 40 if shard < 3 else 24)
+    assert not (workdir / SHARDS / "shard2.h5").exists()
+    assert not (workdir / GRID).exists()
+    # Without the injection only the failed shard (and the merge) remain to do.
+    monkeypatch.delenv("TRAINABILITY_TEST_FAIL_SHARDS")
+    assert sorted(r for r, _ in planned_jobs(workdir, GRID)) == ["merge", "train_shard"]
+
+
+# ----------------------------------------------------------------- bad input (no cluster needed)
+
+SLURM_VARS = ("TRAINABILITY_SLURM_ACCOUNT", "TRAINABILITY_SLURM_PARTITION",
+              "TRAINABILITY_SLURM_GPU_PARTITION", "TRAINABILITY_SLURM_GPU_MODEL")
+
+
+def run_with_slurm_profile(workdir, env, *args):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+           "--profile", str(REPO / "profiles/slurm"), "--dry-run", *args]
+    full_env = {k: v for k, v in os.environ.items() if k not in SLURM_VARS}
+    full_env.update(env)
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
+
+
+@pytest.mark.slow
+def test_unset_profile_variables_are_named_before_anything_runs(tmp_path):
+    workdir = prepare_workdir(tmp_path / "vars", one_experiment_config())
+    result = run_with_slurm_profile(workdir, {"TRAINABILITY_SLURM_PARTITION": "cpu",
+                                              "TRAINABILITY_SLURM_GPU_PARTITION": "gpu"})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "default-resources: slurm_account = $TRAINABILITY_SLURM_ACCOUNT" in output
+    assert "set-resources train_shard: gpu_model = $TRAINABILITY_SLURM_GPU_MODEL" in output
+    assert "PARTITION =" not in output  # the ones that are set are not blamed
+    assert not (workdir / "results").exists() and not (workdir / ".snakemake/slurm_logs").exists()
+
+    # All set (an empty GPU model means "any GPU"): the plan is made.
+    ok = run_with_slurm_profile(workdir, {"TRAINABILITY_SLURM_ACCOUNT": "acct",
+                                          "TRAINABILITY_SLURM_PARTITION": "cpu",
+                                          "TRAINABILITY_SLURM_GPU_PARTITION": "gpu",
+                                          "TRAINABILITY_SLURM_GPU_MODEL": ""})
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+    assert "train_shard" in ok.stdout + ok.stderr
+
+
+
+# ----------------------------------------------------------------- trainability.cluster (no cluster needed)
+
+def test_unset_variables_are_found_in_default_and_rule_resources(monkeypatch):
+    from types import SimpleNamespace
+
+    from trainability import cluster
+
+    monkeypatch.setenv("SET_ONE", "acct")
+    monkeypatch.delenv("UNSET_ONE", raising=False)
+    monkeypatch.delenv("UNSET_TWO", raising=False)
+    res = lambda raw: SimpleNamespace(raw=raw)  # noqa: E731  (snakemake.resources.Resource)
+    settings = SimpleNamespace(
+        default_resources={"slurm_account": res("$SET_ONE"), "slurm_partition": res("$UNSET_ONE"),
+                           "mem_mb": res(4000), "tmpdir": res("system_tmpdir")},
+        overwrite_resources={"train_shard": {"gpu_model": res("${UNSET_TWO}"), "gpu": res(1)}},
+    )
+    found = cluster.unset_variables(settings)
+    assert found == [("default-resources", "slurm_partition", "UNSET_ONE"),
+                     ("set-resources train_shard", "gpu_model", "UNSET_TWO")]
+    message = cluster.unset_variables_message(found)
+    assert "export UNSET_ONE=... UNSET_TWO=..." in message
+    assert cluster.unset_variables(None) == []
+
+
+def test_sacct_states_are_normalised():
+    from trainability import cluster
+
+    assert cluster.normalise_states({"1": "CANCELLED by 0", "2": "COMPLETED", "3": "CANCELLED+",
+                                     "4": "RUNNING", "5": ""}) == {
+        "1": "CANCELLED", "2": "COMPLETED", "3": "CANCELLED", "4": "RUNNING", "5": ""}
+
+
+def test_a_broken_sacct_is_reported(tmp_path, monkeypatch):
+    from trainability import cluster
+
+    fake = tmp_path / "sacct"
+    fake.write_text("#!/bin/sh\necho 'Slurm accounting storage is disabled' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    problem = cluster.sacct_problem()
+    assert "accounting storage is disabled" in problem and "--slurm-status-command squeue" in problem
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    assert cluster.sacct_problem() is None
+
+
+def test_sbatch_rejections_get_a_hint(tmp_path):
+    from trainability import cluster
+
+    log = tmp_path / "run.log"
+    log.write_text("sbatch: error: Batch job submission failed: Requested node configuration is not available\n")
+    hints = cluster.submission_hints([log, tmp_path / "missing.log"])
+    assert len(hints) == 1 and "more GPUs per job than a node has" in hints[0]
+    assert cluster.submission_hints(str(log)) == hints
+    assert cluster.submission_hints(None) == []

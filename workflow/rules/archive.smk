@@ -1,0 +1,28 @@
+from trainability import archive as tarchive
+
+
+rule archive:
+    """Pack one experiment's results and logs, a provenance record and the Snakemake
+    report into a .tar.gz with a SHA-256 manifest. Not part of `all`; ask for it:
+    snakemake archives/<experiment>.tar.gz. Check it with:
+    trainability verify-archive archives/<experiment>.tar.gz
+
+    No inputs on purpose: archiving packs the results as they are and never makes
+    Snakemake recompute (or delete) any of them, e.g. after a code change. It
+    fails with the list of what is missing when the experiment is unfinished.
+    To re-pack after new results: --forcerun archive (or delete the archive)."""
+    output:
+        "archives/{experiment}.tar.gz",
+    log:
+        # Not under logs/{experiment}/: that directory is being archived.
+        "logs/archives/{experiment}.log",
+    params:
+        expected=lambda wc: tarchive.expected_outputs(wc.experiment, EXPERIMENTS),
+        resolved=lambda wc: tconfig.as_builtin(tarchive.experiment_of(wc.experiment, EXPERIMENTS)),
+        snakefile=workflow.main_snakefile,
+        configfiles=[str(f) for f in workflow.configfiles],
+    localrule: True
+    conda:
+        "../../envs/trainability.yaml"
+    script:
+        "../scripts/archive.py"

@@ -1,0 +1,52 @@
+# ---------------------------------------------------------------------------
+# Checks before anything runs: cluster settings, damaged results.
+# Code: trainability/cluster.py, trainability/integrity.py.
+# Tests: tests/test_faults.py, tests/test_slurm.py.
+# ---------------------------------------------------------------------------
+from snakemake.logging import logger as _logger
+
+from trainability import cluster as _cluster
+from trainability import integrity as _integrity
+
+# Unset $TRAINABILITY_SLURM_* variables of the profile: stop, naming them.
+if _unset := _cluster.unset_variables(getattr(workflow, "resource_settings", None)):
+    raise WorkflowError(_cluster.unset_variables_message(_unset))
+
+# The main process polls SLURM: make it see scancel'ed jobs as failed.
+if workflow.is_main_process:
+    _cluster.patch_slurm_status_query()
+
+# A shard file damaged after it was written (truncated, overwritten) is moved
+# aside to <name>.corrupt-<time>, never deleted, so that Snakemake remakes it
+# instead of merging garbage. A frame merged before the damage keeps its
+# grid.h5 (merge checked every shard); Snakemake then remakes the shard only
+# when that frame is merged again, or when asked for it. Only in the process
+# the user started: cluster jobs parse this file too, while shards are written.
+if workflow.is_main_process:
+    for _path, _moved, _problem in _integrity.quarantine_corrupt_shards(
+        f"results/{name}/frame{frame}/shards/shard{shard}.h5"
+        for name in EXPERIMENTS
+        for frame in frames(name)
+        for shard in range(n_shards(name))
+    ):
+        if (_path.parent.parent / "grid.h5").exists():
+            _next = f"its frame was merged before (grid.h5 is kept); to remake it now: snakemake {_path}"
+        else:
+            _next = "it will be recomputed"
+        _logger.warning(f"Damaged shard file {_path} ({_problem}): moved aside to {_moved.name}; {_next}.")
+
+
+onstart:
+    # Without job accounting sacct fails on every poll and the SLURM plugin
+    # waits forever: refuse before anything is submitted.
+    if getattr(workflow.executor_plugin, "name", None) == "slurm" and (
+        getattr(workflow.executor_settings, "status_command", None) == "sacct"
+    ):
+        if problem := _cluster.sacct_problem():
+            raise WorkflowError(problem)
+
+
+onerror:
+    # sbatch rejections, with what to check.
+    for hint in _cluster.submission_hints(log):
+        _logger.error(hint)

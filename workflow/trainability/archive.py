@@ -1,0 +1,378 @@
+"""Archives of one experiment's results: SHA-256 manifest, provenance, verification.
+
+An archive is a ``.tar.gz`` with one top-level directory, the experiment's name::
+
+    <experiment>/MANIFEST.sha256      sha256sum format, every other file of the archive
+    <experiment>/provenance.json      git commit, resolved config, versions, devices, SLURM ids
+    <experiment>/report.html          the Snakemake report of the experiment (when it could be made)
+    <experiment>/results/<experiment>/...
+    <experiment>/logs/<experiment>/...
+
+After extraction, ``cd <experiment> && sha256sum -c MANIFEST.sha256`` checks it
+with standard tools; :func:`verify` (``trainability verify-archive``) does the
+same on the ``.tar.gz`` itself or on the extracted directory and names every
+file that is modified, missing or unexpected.
+
+Everything here only reads the files it archives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io as _io
+import json
+import os
+import re
+import subprocess
+import tarfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MANIFEST = "MANIFEST.sha256"
+PROVENANCE = "provenance.json"
+REPORT = "report.html"
+_CHUNK = 1 << 20
+
+
+# --------------------------------------------------------------------------- what to archive
+
+def experiment_of(name: str, experiments: Mapping[str, dict]) -> dict:
+    """The resolved experiment ``name``; ValueError naming the known ones otherwise."""
+    if name not in experiments:
+        raise ValueError(f"archives/{name}.tar.gz: no experiment {name!r} in the config "
+                         f"(experiments: {', '.join(experiments)})")
+    return experiments[name]
+
+
+def expected_outputs(name: str, experiments: Mapping[str, dict]) -> list[str]:
+    """The finished outputs of an experiment; the archive refuses to go without them."""
+    exp = experiment_of(name, experiments)
+    files = [f"results/{name}/dimension.json"]
+    files += [f"results/{name}/figures/{fig}.{ext}" for fig in ("landscape", "boxcount")
+              for ext in ("pdf", "png")]
+    for frame in range(exp.get("zoom", {}).get("frames", 1)):
+        files += [f"results/{name}/frame{frame}/grid.h5", f"results/{name}/frame{frame}/scores.h5"]
+    return files
+
+
+# --------------------------------------------------------------------------- hashing
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_stream(fh) -> str:
+    digest = hashlib.sha256()
+    while chunk := fh.read(_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def format_manifest(hashes: Mapping[str, str]) -> str:
+    """``sha256sum`` format, sorted by path (paths relative to the archive's top directory)."""
+    for name in hashes:
+        _check_member_name(name)
+    return "".join(f"{hashes[name]}  {name}\n" for name in sorted(hashes))
+
+
+def parse_manifest(text: str) -> dict[str, str]:
+    """{path: sha256} from ``sha256sum`` output; ValueError on a malformed line."""
+    hashes = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        match = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line)
+        if not match:
+            raise ValueError(f"{MANIFEST} line {number} is not '<sha256>  <path>': {line[:80]!r}")
+        digest, name = match.groups()
+        if name in hashes:
+            raise ValueError(f"{MANIFEST} lists {name} twice")
+        hashes[name] = digest
+    return hashes
+
+
+def _check_member_name(name: str) -> None:
+    parts = Path(name).parts
+    if not parts or name.startswith("/") or ".." in parts or "\n" in name or "\\" in name:
+        raise ValueError(f"unsafe path in archive: {name!r}")
+
+
+# --------------------------------------------------------------------------- verification
+
+@dataclass
+class Verification:
+    """Outcome of :func:`verify`: empty lists mean the archive matches its manifest."""
+
+    checked: int = 0
+    modified: list[tuple[str, str, str]] = field(default_factory=list)  # (path, expected, actual)
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # unreadable manifest, duplicates, links...
+
+    @property
+    def ok(self) -> bool:
+        return not (self.modified or self.missing or self.extra or self.errors)
+
+    def lines(self) -> list[str]:
+        out = [f"ERROR     {e}" for e in self.errors]
+        out += [f"MODIFIED  {p}  (sha256 {exp[:16]}... in manifest, {act[:16]}... now)"
+                for p, exp, act in self.modified]
+        out += [f"MISSING   {p}  (in manifest, not in archive)" for p in self.missing]
+        out += [f"EXTRA     {p}  (in archive, not in manifest)" for p in self.extra]
+        return out
+
+
+def compare(expected: Mapping[str, str], actual: Mapping[str, str]) -> Verification:
+    result = Verification(checked=len(actual))
+    for name in sorted(expected):
+        if name not in actual:
+            result.missing.append(name)
+        elif actual[name] != expected[name]:
+            result.modified.append((name, expected[name], actual[name]))
+    result.extra = sorted(set(actual) - set(expected))
+    return result
+
+
+def verify(path: str | Path) -> Verification:
+    """Check a ``.tar.gz`` archive, or an extracted archive directory, against its manifest."""
+    path = Path(path)
+    if path.is_dir():
+        return _verify_directory(path)
+    return _verify_tarball(path)
+
+
+def _verify_tarball(path: Path) -> Verification:
+    hashes: dict[str, str] = {}
+    manifest_text = None
+    errors = []
+    top = None
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                parts = Path(member.name).parts
+                if not parts:
+                    continue
+                if top is None:
+                    top = parts[0]
+                if parts[0] != top:
+                    errors.append(f"{member.name}: outside the archive's top directory {top}/")
+                    continue
+                if member.isdir():
+                    continue
+                name = "/".join(parts[1:])
+                if not member.isfile():
+                    errors.append(f"{name}: not a regular file (links are not allowed)")
+                    continue
+                fh = tar.extractfile(member)
+                if name == MANIFEST:
+                    manifest_text = fh.read().decode("utf-8", "replace")
+                    continue
+                if name in hashes:
+                    errors.append(f"{name}: appears twice in the archive")
+                hashes[name] = sha256_stream(fh)
+    except (OSError, tarfile.TarError, EOFError) as err:
+        return Verification(errors=[f"cannot read {path}: {err}"])
+    return _finish(manifest_text, hashes, errors)
+
+
+def _verify_directory(path: Path) -> Verification:
+    if not (path / MANIFEST).is_file():
+        subdirs = [p for p in path.iterdir() if p.is_dir() and (p / MANIFEST).is_file()]
+        if len(subdirs) == 1:
+            path = subdirs[0]
+    manifest_path = path / MANIFEST
+    manifest_text = manifest_path.read_text() if manifest_path.is_file() else None
+    hashes, errors = {}, []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for fname in sorted(files):
+            full = Path(root) / fname
+            name = full.relative_to(path).as_posix()
+            if name == MANIFEST:
+                continue
+            if full.is_symlink() or not full.is_file():
+                errors.append(f"{name}: not a regular file (links are not allowed)")
+                continue
+            hashes[name] = sha256_file(full)
+    return _finish(manifest_text, hashes, errors)
+
+
+def _finish(manifest_text, hashes, errors) -> Verification:
+    if manifest_text is None:
+        return Verification(checked=len(hashes), errors=errors + [f"no {MANIFEST} in the archive"])
+    try:
+        expected = parse_manifest(manifest_text)
+    except ValueError as err:
+        return Verification(checked=len(hashes), errors=errors + [str(err)])
+    result = compare(expected, hashes)
+    result.errors = errors + result.errors
+    return result
+
+
+# --------------------------------------------------------------------------- writing
+
+def write_archive(out_path: str | Path, top: str, files: Mapping[str, str | Path | bytes]) -> dict[str, str]:
+    """Write ``out_path`` (.tar.gz) holding ``files`` under ``top/``, plus the manifest.
+
+    ``files`` maps archive paths (relative to ``top``) to a source file or to
+    bytes. Sources are only read. The archive is written under a temporary
+    name and renamed when complete. Returns the manifest ({path: sha256}).
+    """
+    out_path = Path(out_path)
+    _check_member_name(top)
+    if MANIFEST in files:
+        raise ValueError(f"{MANIFEST} is written by write_archive itself")
+    hashes = {}
+    for name, source in files.items():
+        _check_member_name(name)
+        hashes[name] = (hashlib.sha256(source).hexdigest() if isinstance(source, bytes)
+                        else sha256_file(source))
+    manifest = format_manifest(hashes).encode()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    try:
+        with tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+            _add_dir(tar, top)
+            _add_bytes(tar, f"{top}/{MANIFEST}", manifest)
+            for name in sorted(files):
+                source = files[name]
+                if isinstance(source, bytes):
+                    _add_bytes(tar, f"{top}/{name}", source)
+                    continue
+                info = tar.gettarinfo(str(source), arcname=f"{top}/{name}")
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                with open(source, "rb") as fh:
+                    tar.addfile(info, fh)
+        # The files may not change while being archived: re-hash what went in.
+        check = _verify_tarball(tmp)
+        if not check.ok:
+            raise RuntimeError("files changed while being archived:\n" + "\n".join(check.lines()))
+        os.replace(tmp, out_path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return hashes
+
+
+def _add_dir(tar: tarfile.TarFile, name: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = 0o755
+    tar.addfile(info)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    import time
+
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    info.mtime = int(time.time())
+    tar.addfile(info, _io.BytesIO(data))
+
+
+def collect_files(workdir: str | Path, directories: Iterable[str]) -> dict[str, Path]:
+    """{relative path: path} of every regular file under ``directories`` of ``workdir``.
+
+    Hidden temporary files of interrupted writes (``.name.tmp-<pid>``) are skipped.
+    """
+    workdir = Path(workdir)
+    files = {}
+    for directory in directories:
+        root = workdir / directory
+        if not root.is_dir():
+            continue
+        for dirpath, dirs, names in os.walk(root):
+            dirs.sort()
+            for fname in sorted(names):
+                full = Path(dirpath) / fname
+                if re.match(r"\..*\.tmp-\d+", fname) or full.is_symlink() or not full.is_file():
+                    continue
+                files[full.relative_to(workdir).as_posix()] = full
+    return files
+
+
+# --------------------------------------------------------------------------- provenance
+
+def git_state(directory: str | Path) -> dict:
+    """Commit of the checkout holding the workflow, and whether it differs from it."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(directory), *args], capture_output=True,
+                              text=True, timeout=60)
+
+    try:
+        head = git("rev-parse", "HEAD")
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return {"commit": None, "error": str(err)}
+    if head.returncode != 0:
+        return {"commit": None, "error": head.stderr.strip() or "not a git checkout"}
+    status = git("status", "--porcelain")
+    lines = status.stdout.splitlines()
+    changed = [line[3:] for line in lines if not line.startswith("??")]
+    untracked = [line[3:] for line in lines if line.startswith("??")]
+    return {
+        "commit": head.stdout.strip(),
+        # dirty: tracked files differ from the commit; untracked files are listed apart
+        "dirty": bool(changed),
+        "changed_files": changed,
+        "untracked_files": untracked,
+    }
+
+
+_SUBMITTED = re.compile(r"^Job (\d+) has been submitted with SLURM jobid (\d+)")
+_RULE = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
+_FIELD = re.compile(r"^\s+(output|jobid): (.*)$")
+
+
+def slurm_job_ids(log_dir: str | Path, prefix: str = "") -> dict[str, list[str]]:
+    """{output path: SLURM job ids} from Snakemake's run logs (``.snakemake/log``).
+
+    Each run's log names the jobs it scheduled (rule, output, jobid) and the
+    SLURM job id of every submission (retries are new submissions). For every
+    output starting with ``prefix`` the ids from the most recent run that
+    scheduled it are returned, oldest first (the last one made the file);
+    an empty list means that run computed it without SLURM.
+    """
+    found: dict[str, list[str]] = {}
+    for log in sorted(Path(log_dir).glob("*.snakemake.log")):
+        outputs_of: dict[str, list[str]] = {}
+        run: dict[str, list[str]] = {}
+        pending_outputs: list[str] = []
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if _RULE.match(line):
+                pending_outputs = []
+                continue
+            match = _FIELD.match(line)
+            if match:
+                key, value = match.groups()
+                if key == "output":
+                    pending_outputs = [p.strip() for p in value.split(",") if p.strip()]
+                elif key == "jobid":
+                    outputs_of[value.strip()] = pending_outputs
+                    for out in pending_outputs:
+                        if out.startswith(prefix):
+                            run.setdefault(out, [])  # scheduled; [] if it ran locally
+                continue
+            match = _SUBMITTED.match(line)
+            if match:
+                jobid, slurm_id = match.groups()
+                for out in outputs_of.get(jobid, []):
+                    if out.startswith(prefix):
+                        run.setdefault(out, []).append(slurm_id)
+        found.update(run)  # later runs replace earlier ones, output by output
+    return dict(sorted(found.items()))
+
+
+def to_json_bytes(obj) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
