@@ -72,7 +72,7 @@ def schema_problems(config: dict) -> list[str]:
     return problems
 
 
-def resolve_experiment(name: str, experiment: dict, workdir: str | Path = ".") -> dict:
+def resolve_experiment(name: str, experiment: dict) -> dict:
     """Fill defaults and derived values: what jobs of this experiment use."""
     exp = copy.deepcopy(experiment)
     for section, defaults in DEFAULTS.items():
@@ -147,7 +147,7 @@ def validate_config(config: dict, workdir: str | Path = ".") -> dict[str, dict]:
     resolved = {}
     for name, exp in config["experiments"].items():
         try:
-            resolved[name] = resolve_experiment(name, exp, workdir)
+            resolved[name] = resolve_experiment(name, exp)
         except ValueError as err:
             problems.append(f"experiments.{name}: {err}")
             continue
