@@ -1,9 +1,10 @@
-"""The fused kernels (trainability.fused) against the batched torch kernel.
+"""The fused backends (kernels.c_cpu, kernels.triton_gpu) against the batched torch backend,
+and the dispatcher's choice between them.
 
 CPU: the C kernel (skipped when no C compiler can build it). GPU: the Triton
 kernel, run on CPU by Triton's interpreter (TRITON_INTERPRET=1, in a
-subprocess because the flag is read when the kernel is defined) on a tiny
-grid; skipped when triton is not installed.
+subprocess because the flag is read when the kernels are defined, at import)
+on a tiny grid; skipped when triton is not installed.
 """
 
 import json
@@ -14,16 +15,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from trainability import fused
+from kernel_helpers import make_problem
+from trainability import kernels
+from trainability.agreement import perturbed_learning_rates, stable_pixels
+from trainability.kernels import KernelUnsupported, c_cpu, select_kernel, train_pixels, triton_gpu
+from trainability.problem import per_layer_learning_rates
 from trainability.scoring import convergence_measure
-from trainability.training import STAT_FIELDS, per_layer_learning_rates, selected_kernel, train_pixels
+from trainability.statistics import FLOAT_FIELDS, STAT_FIELDS
+from workflow_helpers import planned_jobs, prepare_workdir, read_config, snakemake, write_config
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_training import make_problem  # noqa: E402
-
-needs_c = pytest.mark.skipif(not fused.cpu_kernel_available(),
-                             reason=f"C kernel unavailable: {fused.cpu_kernel_unavailable_reason()}")
+HAS_TRITON = triton_gpu.triton_source is not None
+CPU = torch.device("cpu")
+needs_c = pytest.mark.skipif(
+    c_cpu.load_library() is None,
+    reason=f"C kernel unavailable: {c_cpu.unsupported(make_problem(), 'float64', CPU)}",
+)
+needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed (optional extra 'fused')")
 
 X_LR = np.array([0.05, 0.5, 2.0, 8.0, 0.3, 40.0, 3.0, 12.0])
 Y_LR = np.array([0.1, 1.0, 3.0, 0.5, 30.0, 40.0, 12.0, 2.0])
@@ -39,25 +48,21 @@ CASES = [
 ]
 
 
-def not_chaotic(b, b_perturbed, rtol=1e-11):
-    """Pixels whose statistics move by <= rtol when the learning rates move by 1e-13
-    (relative). Elsewhere the dynamics amplify any rounding difference, so two
-    kernels with different operation orders cannot agree to 1e-9 there."""
-    ok = np.ones(len(b["sum_u"]), dtype=bool)
-    for name in STAT_FIELDS[:-1]:
-        ok &= np.abs(b_perturbed[name] - b[name]) <= rtol * np.abs(b[name])
-    return ok
-
-
-def assert_kernels_agree(a, b, b_perturbed, rtol=1e-9):
-    """Same label everywhere; same statistics to rtol on converging, non-chaotic pixels."""
+def assert_kernels_agree(a, b, b_perturbed_runs, rtol=1e-9):
+    """Same label and divergence step everywhere; every float statistic to rtol on the
+    converging pixels that are stable (``agreement.stable_pixels``: not chaotic, where
+    two operation orders cannot agree to 1e-9)."""
     ma, mb = convergence_measure(a), convergence_measure(b)
     np.testing.assert_array_equal(ma < 0, mb < 0)
     np.testing.assert_array_equal(a["diverged_step"], b["diverged_step"])
-    calm = (b["diverged_step"] < 0) & (mb < 0) & not_chaotic(b, b_perturbed)
+    calm = (b["diverged_step"] < 0) & (mb < 0) & stable_pixels(b, *b_perturbed_runs)
     assert calm.sum() >= 3, "the window must hold non-chaotic converging pixels"
-    for name in STAT_FIELDS[:-1]:
+    for name in FLOAT_FIELDS:
         np.testing.assert_allclose(a[name][calm], b[name][calm], rtol=rtol, err_msg=name)
+
+
+def perturbed_runs(problem, lrs, offsets, **kw):
+    return [train_pixels(problem, lp, offsets, **kw) for lp in perturbed_learning_rates(lrs)]
 
 
 def case_inputs(case, steps):
@@ -72,11 +77,17 @@ def case_inputs(case, steps):
 def test_c_kernel_matches_torch_kernel(case):
     steps = 40
     problem, lrs, offsets = case_inputs(case, steps)
-    kw = dict(nonlinearity=case["nonlinearity"], steps=steps, device="cpu",
-              offset_mode=case.get("offset_mode", "every_step"))
-    assert_kernels_agree(train_pixels(problem, lrs, offsets, kernel="fused", **kw),
-                         train_pixels(problem, lrs, offsets, kernel="torch", **kw),
-                         train_pixels(problem, lrs * (1 + 1e-13), offsets, kernel="torch", **kw))
+    kw = dict(
+        nonlinearity=case["nonlinearity"],
+        steps=steps,
+        device="cpu",
+        offset_mode=case.get("offset_mode", "every_step"),
+    )
+    assert_kernels_agree(
+        train_pixels(problem, lrs, offsets, kernel="fused", **kw),
+        train_pixels(problem, lrs, offsets, kernel="torch", **kw),
+        perturbed_runs(problem, lrs, offsets, kernel="torch", **kw),
+    )
 
 
 @needs_c
@@ -86,14 +97,21 @@ def test_c_kernel_results_do_not_depend_on_batch_or_threads():
     x, y = 10 ** rng.uniform(-2, 1.5, 150), 10 ** rng.uniform(-2, 1.5, 150)
     lrs, offsets = per_layer_learning_rates(x, y, "paraminit_vs_lr", 2)
     kw = dict(nonlinearity="tanh", steps=25, offset_mode="every_step")
-    whole = fused.train_pixels_cpu(problem, lrs, offsets, threads=2, **kw)
+    whole = c_cpu.train(problem, lrs, offsets, threads=2, **kw)
     for threads, chunk in ((1, 150), (2, 7), (3, 1)):
-        again = fused.train_pixels_cpu(problem, lrs, offsets, threads=threads, chunk=chunk, **kw)
+        again = c_cpu.train(problem, lrs, offsets, threads=threads, chunk=chunk, **kw)
         for name in STAT_FIELDS:
             assert np.array_equal(again[name], whole[name], equal_nan=True), (threads, chunk, name)
     for start, stop in ((0, 1), (40, 47), (149, 150)):
-        part = train_pixels(problem, lrs[start:stop], offsets[start:stop], first_pixel=start,
-                            device="cpu", kernel="fused", **kw)
+        part = train_pixels(
+            problem,
+            lrs[start:stop],
+            offsets[start:stop],
+            first_pixel=start,
+            device="cpu",
+            kernel="fused",
+            **kw,
+        )
         for name in STAT_FIELDS:
             assert np.array_equal(part[name], whole[name][start:stop], equal_nan=True), name
 
@@ -116,32 +134,72 @@ def test_torch_kernel_results_do_not_depend_on_sharding():
 def test_kernel_selection_and_fallback(monkeypatch):
     problem = make_problem()
     lrs, _ = per_layer_learning_rates(X_LR, Y_LR, "lr_vs_lr", 2)
-    expected = "fused" if fused.cpu_kernel_available() else "torch"
-    assert selected_kernel("cpu", "float64", problem, "tanh") == expected
-    assert selected_kernel("cpu", "float32", problem, "tanh") == "torch"
-    assert selected_kernel("cpu", "float64", make_problem(depth=3), "tanh") == "torch"
+    expected = "fused" if c_cpu.load_library() is not None else "torch"
+    assert select_kernel(problem, "float64", "cpu") == expected
+    assert select_kernel(problem, "float32", "cpu") == "torch"
+    assert select_kernel(make_problem(depth=3), "float64", "cpu") == "torch"
     with pytest.raises(ValueError, match="kernel must be one of"):
         train_pixels(problem, lrs, nonlinearity="tanh", steps=3, kernel="cuda-magic")
-    with pytest.raises(ValueError, match="float64 depth-2"):
-        train_pixels(problem, lrs, nonlinearity="tanh", steps=3, device="cpu", dtype="float32", kernel="fused")
+    with pytest.raises(KernelUnsupported, match="float64 only"):
+        train_pixels(
+            problem, lrs, nonlinearity="tanh", steps=3, device="cpu", dtype="float32", kernel="fused"
+        )
     # Without the C kernel (no compiler), auto falls back to torch, bit for bit.
-    monkeypatch.setattr(fused, "_lib_state", {"lib": None, "why": "test"})
-    assert selected_kernel("cpu", "float64", problem, "tanh") == "torch"
+    monkeypatch.setattr(c_cpu, "_lib_state", {"lib": None, "why": "test: no compiler"})
+    assert select_kernel(problem, "float64", "cpu") == "torch"
     auto = train_pixels(problem, lrs, nonlinearity="tanh", steps=5, device="cpu")
     torch_ = train_pixels(problem, lrs, nonlinearity="tanh", steps=5, device="cpu", kernel="torch")
     for name in STAT_FIELDS:
         assert np.array_equal(auto[name], torch_[name], equal_nan=True)
-    with pytest.raises(RuntimeError, match="unavailable"):
+    with pytest.raises(KernelUnsupported, match="unavailable: test: no compiler"):
         train_pixels(problem, lrs, nonlinearity="tanh", steps=3, device="cpu", kernel="fused")
+
+
+def test_cuda_selection_needs_no_gpu_and_respects_the_triton_limits(monkeypatch):
+    """The defect of the old dispatcher: auto on CUDA took the Triton kernel for any depth-2,
+    one-output net, which then refused widths that are not powers of two >= 16."""
+    monkeypatch.setattr(triton_gpu, "triton_source", object())  # as if triton were installed
+    narrow = make_problem(width=4)
+    assert select_kernel(narrow, "float64", "cuda") == "torch"
+    with pytest.raises(KernelUnsupported, match="powers of two >= 16, not 4 and 4"):
+        select_kernel(narrow, "float64", "cuda", kernel="fused")
+    assert select_kernel(make_problem(width=16), "float64", "cuda") == "fused"
+    assert select_kernel(make_problem(width=16), "float32", "cuda") == "fused"
+    assert select_kernel(make_problem(width=16, d_out=2), "float64", "cuda") == "torch"
+    assert select_kernel(make_problem(width=24), "float64", "cuda") == "torch"
+    monkeypatch.setattr(triton_gpu, "triton_source", None)
+    assert select_kernel(make_problem(width=16), "float64", "cuda") == "torch"
+    with pytest.raises(KernelUnsupported, match="needs triton"):
+        select_kernel(make_problem(width=16), "float64", "cuda", kernel="fused")
+    with pytest.raises(KernelUnsupported, match="no fused kernel for mps"):
+        select_kernel(make_problem(width=16), "float64", "mps", kernel="fused")
+
+
+def test_an_explicit_kernel_that_cannot_run_is_a_config_problem(monkeypatch):
+    monkeypatch.setattr(triton_gpu, "triton_source", object())
+    exp = {
+        "model": {"width": 4, "depth": 2, "nonlinearity": "tanh"},
+        "data": {"size": 5, "target_dim": 1, "seed": 0},
+        "training": {"steps": 3, "batch": "full", "dtype": "float64"},
+    }
+    problems = kernels.config_problems({"narrow": exp}, "fused", ["cpu", "cuda"])
+    assert len(problems) == 1
+    assert problems[0].startswith("kernel: 'fused' cannot run experiments.narrow on cuda")
+    assert "powers of two >= 16" in problems[0] and "allowed: auto" in problems[0]
+    assert kernels.config_problems({"narrow": exp}, "auto", ["cpu", "cuda"]) == []
+    assert kernels.config_problems({"narrow": exp}, "torch", ["cpu", "cuda"]) == []
+    f32 = dict(exp, training={**exp["training"], "dtype": "float32"})
+    (problem,) = kernels.config_problems({"f32": f32}, "fused", ["cpu"])
+    assert "experiments.f32 on cpu" in problem and "float64 only" in problem
 
 
 TRITON_SCRIPT = r"""
 import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from test_training import make_problem
-from trainability import fused
-from trainability.training import per_layer_learning_rates, train_pixels
+from kernel_helpers import make_problem
+from trainability.kernels import train_pixels, triton_gpu
+from trainability.problem import per_layer_learning_rates
 out = {}
 x = np.array([0.05, 2.0, 8.0, 40.0]); y = np.array([0.1, 3.0, 30.0, 40.0])
 cases = [("tanh", "float64", None, "lr_vs_lr", "every_step", False),
@@ -155,7 +213,7 @@ for nl, dtype, mb, space, mode, dot in cases:
     problem = make_problem(width=16, N=20, minibatch=mb, steps=steps)
     lrs, offsets = per_layer_learning_rates(x / 40 if space != "lr_vs_lr" else x, y, space, 2)
     kw = dict(nonlinearity=nl, steps=steps, offset_mode=mode, dtype=dtype)
-    a = fused.train_pixels_gpu(problem, lrs, offsets, device="cpu", use_dot=dot, **kw)
+    a = triton_gpu.train(problem, lrs, offsets, device="cpu", use_dot=dot, **kw)
     b = train_pixels(problem, lrs, offsets, device="cpu", kernel="torch", **kw)
     out[f"{nl}-{dtype}-{mb}-{space}-{mode}-dot{dot}"] = {
         "fused": {k: v.tolist() for k, v in a.items()}, "torch": {k: v.tolist() for k, v in b.items()}}
@@ -163,11 +221,16 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.skipif(not fused.triton_available(), reason="triton is not installed (optional extra 'fused')")
+@needs_triton
 def test_triton_kernel_matches_torch_kernel_in_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, "-c", TRITON_SCRIPT, str(Path(__file__).parent)],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", TRITON_SCRIPT, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(results) == 6
@@ -188,8 +251,8 @@ AOT_SCRIPT = r"""
 import sys
 import triton
 from triton.backends.compiler import GPUTarget
-from trainability import fused
-kernel = fused._define_triton_kernels()
+from trainability.kernels import triton_source
+kernel = triton_source.train_kernel
 for dt in ("fp64", "fp32"):
   ptr = "*" + dt
   sig = {"X_ptr": ptr, "Y_ptr": ptr, "W0_ptr": ptr, "W1_ptr": ptr, "LR_ptr": "*fp64", "OFF_ptr": "*fp64",
@@ -204,14 +267,15 @@ for dt in ("fp64", "fp32"):
 """
 
 
-@pytest.mark.skipif(not fused.triton_available(), reason="triton is not installed (optional extra 'fused')")
+@needs_triton
 def test_triton_kernel_compiles_for_h100():
     """Ahead-of-time compilation to an sm_90 cubin (no GPU needed): catches what the
     interpreter does not check (types of loop-carried values, libdevice, tl.dot)."""
     env = dict(os.environ, TRITON_DEFAULT_FP_FUSION="1")
     env.pop("TRITON_INTERPRET", None)
-    proc = subprocess.run([sys.executable, "-c", AOT_SCRIPT], capture_output=True, text=True,
-                          env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", AOT_SCRIPT], capture_output=True, text=True, env=env, timeout=600
+    )
     if proc.returncode != 0 and "ptxas" in proc.stderr and "not found" in proc.stderr.lower():
         pytest.skip("triton's ptxas is unavailable")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -219,12 +283,10 @@ def test_triton_kernel_compiles_for_h100():
     assert set(sizes) == {"fp64", "fp32"} and all(int(v) > 0 for v in sizes.values())
 
 
-@pytest.mark.skipif(not fused.triton_available(), reason="triton is not installed (optional extra 'fused')")
+@needs_triton
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_triton_kernel_on_cuda_matches_torch_kernel(dtype):
     """The compiled kernel on a real GPU (skipped without one)."""
-    import torch
-
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     for case in CASES:
@@ -233,12 +295,36 @@ def test_triton_kernel_on_cuda_matches_torch_kernel(dtype):
         steps = 40
         problem, lrs, offsets = case_inputs(dict(case), steps)
         problem = make_problem(width=16, N=20, minibatch=case.get("minibatch"), steps=steps)
-        kw = dict(nonlinearity=case["nonlinearity"], steps=steps, device="cuda", dtype=dtype,
-                  offset_mode=case.get("offset_mode", "every_step"))
+        kw = dict(
+            nonlinearity=case["nonlinearity"],
+            steps=steps,
+            device="cuda",
+            dtype=dtype,
+            offset_mode=case.get("offset_mode", "every_step"),
+        )
         a = train_pixels(problem, lrs, offsets, kernel="fused", **kw)
         b = train_pixels(problem, lrs, offsets, kernel="torch", **kw)
-        b2 = train_pixels(problem, lrs * (1 + 1e-13), offsets, kernel="torch", **kw)
+        b2 = perturbed_runs(problem, lrs, offsets, kernel="torch", **kw)
         if dtype == "float64":
             assert_kernels_agree(a, b, b2)
         else:
             np.testing.assert_array_equal(convergence_measure(a) < 0, convergence_measure(b) < 0)
+
+
+@pytest.mark.slow
+@needs_c
+def test_the_workflow_refuses_an_explicit_kernel_before_any_job(tmp_path, monkeypatch):
+    """tiny.yaml has width 4: `kernel: fused` cannot run it on CUDA (Triton needs >= 16)."""
+    workdir = prepare_workdir(tmp_path)
+    config = read_config(workdir)
+    config["kernel"] = "fused"
+    config["experiments"] = {"tanh_small": config["experiments"]["tanh_small"]}
+    write_config(workdir, config)
+    monkeypatch.delenv("TRAINABILITY_DEVICE", raising=False)
+    result = snakemake(workdir, "--dry-run", check=False)
+    assert result.returncode != 0
+    assert "kernel: 'fused' cannot run experiments.tanh_small on cuda" in result.stdout + result.stderr
+    assert "powers of two >= 16, not 4 and 4" in result.stdout + result.stderr
+    # Jobs restricted to the CPU: the C kernel runs it, so the plan goes ahead.
+    monkeypatch.setenv("TRAINABILITY_DEVICE", "cpu")
+    assert sum(rule == "train_shard" for rule, _ in planned_jobs(workdir)) == 4

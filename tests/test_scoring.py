@@ -1,4 +1,4 @@
-"""Tests for trainability.scoring: convergence measure, alternatives, colour map."""
+"""Tests for trainability.scoring and .statistics: measures, statistics, colour map."""
 
 from __future__ import annotations
 
@@ -6,16 +6,14 @@ import numpy as np
 import pytest
 
 from trainability.scoring import (
-    MAX_RATIO,
     MEASURES,
-    TAIL_STEPS,
     convergence_measure,
     convergence_measure_from_losses,
     loss_ratio_measure,
     rank_colour_values,
-    stats_from_losses,
     trainable,
 )
+from trainability.statistics import MAX_RATIO, TAIL_STEPS, stats_from_losses
 
 
 def reference_measure(trajectory: list[float]) -> float:
@@ -98,8 +96,9 @@ def test_stats_fields_from_losses():
 def test_loss_ratio_measure():
     stats = {"loss_initial": np.array([1.0, 2.0, 1.0]), "loss_final": np.array([0.01, 20.0, 1.0])}
     np.testing.assert_allclose(loss_ratio_measure(stats), [-2.0, 1.0, 0.0])
-    np.testing.assert_array_equal(trainable("log_loss_ratio", loss_ratio_measure(stats)),
-                                  [True, False, False])
+    np.testing.assert_array_equal(
+        trainable("log_loss_ratio", loss_ratio_measure(stats)), [True, False, False]
+    )
 
 
 def test_measures_registry_and_trainable():

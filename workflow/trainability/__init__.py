@@ -1,8 +1,14 @@
 """Mapping the fractal boundary of neural-network trainability.
 
-Library behind the Snakemake workflow: ``training`` (the batched kernel),
-``grid``, ``problem``, ``config``, ``io``, ``scoring``, ``dimension``,
-``figures``.
+Library behind the Snakemake workflow. Imports go one way, bottom to top:
+
+* numpy-only contract: ``statistics`` (what kernels return), ``problem``
+  (the network, its data, the per-pixel hyperparameters), ``grid``,
+  ``dimension``, ``scoring``, ``agreement``;
+* ``kernels`` (torch): the dispatcher and one module per backend;
+* files, configuration and output: ``io``, ``integrity``, ``config``,
+  ``figures``, ``tables``, ``archive``, ``provenance``, ``cluster``,
+  ``faults``, ``cli``; the Snakemake adapters in workflow/scripts/ on top.
 """
 
 __version__ = "0.1.0"

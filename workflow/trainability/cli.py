@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainability import __version__
+from trainability import __version__, archive
 
 
 def _verify_archive(args) -> int:
-    from trainability import archive
-
     status = 0
     for path in args.paths:
         result = archive.verify(path)
@@ -41,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         "verify-archive",
         help="check an archive from `snakemake archives/<experiment>.tar.gz` against its SHA-256 manifest",
         description="Check each archive (.tar.gz, or the directory it was extracted to) against "
-                    "its MANIFEST.sha256 and name every file that is modified, missing or not listed.",
+        "its MANIFEST.sha256 and name every file that is modified, missing or not listed.",
     )
     verify.add_argument("paths", nargs="+", metavar="PATH")
     verify.set_defaults(func=_verify_archive)

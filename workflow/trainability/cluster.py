@@ -12,9 +12,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
+
+if importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None:
+    import snakemake_executor_plugin_slurm as slurm_plugin
+else:  # a plain local installation: nothing to patch
+    slurm_plugin = None
 
 
 def unset_variables(resource_settings) -> list[tuple[str, str, str]]:
@@ -38,7 +44,8 @@ def unset_variables_message(found) -> str:
     return (
         "unset environment variable(s) in the resources of the profile:\n"
         + "\n".join(f"    {where}: {name} = ${var}" for where, name, var in found)
-        + "\nexport " + " ".join(sorted({f"{var}=..." for _, _, var in found}))
+        + "\nexport "
+        + " ".join(sorted({f"{var}=..." for _, _, var in found}))
         + " (see profiles/slurm/config.yaml) before starting Snakemake."
     )
 
@@ -46,8 +53,12 @@ def unset_variables_message(found) -> str:
 def sacct_problem(timeout: float = 60) -> str | None:
     """Why sacct cannot report job states here, or None (also None when it is slow or absent)."""
     try:
-        probe = subprocess.run(["sacct", "--noheader", "-X", "--starttime", "now-1minutes",
-                                "--format", "JobID"], capture_output=True, text=True, timeout=timeout)
+        probe = subprocess.run(
+            ["sacct", "--noheader", "-X", "--starttime", "now-1minutes", "--format", "JobID"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if probe.returncode == 0:
@@ -63,8 +74,9 @@ def sacct_problem(timeout: float = 60) -> str | None:
 
 def normalise_states(status_of_jobs: dict[str, str]) -> dict[str, str]:
     """'CANCELLED by 0' -> 'CANCELLED' (sacct), 'CANCELLED+' -> 'CANCELLED'; others unchanged."""
-    return {job: state.split()[0].rstrip("+") if state.strip() else state
-            for job, state in status_of_jobs.items()}
+    return {
+        job: state.split()[0].rstrip("+") if state.strip() else state for job, state in status_of_jobs.items()
+    }
 
 
 def patch_slurm_status_query() -> bool:
@@ -76,9 +88,8 @@ def patch_slurm_status_query() -> bool:
     query to normalise the states. Returns whether the plugin was patched;
     does nothing if the plugin's structure changed.
     """
-    try:
-        import snakemake_executor_plugin_slurm as plugin
-    except ImportError:
+    plugin = slurm_plugin
+    if plugin is None:
         return False
     query = getattr(plugin, "query_job_status", None)
     if query is None or getattr(query, "_trainability_fix", False):

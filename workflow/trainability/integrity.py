@@ -25,6 +25,8 @@ from pathlib import Path
 
 import h5py
 
+from trainability.statistics import STAT_FIELDS
+
 
 def shard_problem(path: str | Path, fields: Iterable[str]) -> str | None:
     """Why ``path`` is not a usable shard file, or None when it looks sound."""
@@ -94,8 +96,7 @@ def quarantine_path(path: Path, stamp: str | None = None) -> Path:
 def quarantine_corrupt_shards(paths: Iterable[str | Path], fields: Iterable[str] | None = None):
     """Check each existing file; rename the damaged ones aside.
 
-    ``fields``: the datasets a shard must hold (default: ``training.STAT_FIELDS``,
-    imported only when a file exists: it brings in torch). Returns
+    ``fields``: the datasets a shard must hold (default: ``statistics.STAT_FIELDS``). Returns
     [(path, new_path, problem)] for every file moved. Files that do not exist
     are skipped (not yet computed).
     """
@@ -103,10 +104,7 @@ def quarantine_corrupt_shards(paths: Iterable[str | Path], fields: Iterable[str]
     for path in map(Path, paths):
         if not path.exists():
             continue
-        if fields is None:
-            from trainability.training import STAT_FIELDS as fields
-        fields = tuple(fields)
-        problem = shard_problem(path, fields)
+        problem = shard_problem(path, STAT_FIELDS if fields is None else tuple(fields))
         if problem is None:
             continue
         target = quarantine_path(path)

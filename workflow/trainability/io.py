@@ -13,10 +13,14 @@ import json
 import os
 import platform
 from collections.abc import Iterator, Mapping
+from importlib import metadata
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+import trainability
+from trainability import grid
 
 FORMAT_VERSION = 1
 
@@ -47,8 +51,12 @@ def _attr(value):
     return value
 
 
-def write_h5(path: str | Path, datasets: Mapping[str, np.ndarray], attrs: Mapping | None = None,
-             scales: Mapping[str, tuple[str, np.ndarray]] | None = None) -> None:
+def write_h5(
+    path: str | Path,
+    datasets: Mapping[str, np.ndarray],
+    attrs: Mapping | None = None,
+    scales: Mapping[str, tuple[str, np.ndarray]] | None = None,
+) -> None:
     """Write datasets and root attributes atomically.
 
     ``scales`` maps an axis name to (description, coordinates): stored as an
@@ -104,17 +112,21 @@ def check_shard(path: str | Path, fields, n_pixels: int) -> None:
             raise ValueError(f"shard {path}: {name} has shape {data[name].shape}, expected ({n_pixels},)")
 
 
-def merge_shards(shard_paths, fields, resolution: int, shard_size: int) -> tuple[dict[str, np.ndarray], list[dict]]:
-    """Assemble shard files (in shard order) into (R, R) arrays per field."""
+def merge_shards(
+    shard_paths, fields, resolution: int, shard_size: int
+) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Assemble shard files (in shard order) into (R, R) arrays per field.
+
+    Shard bounds are those of :func:`grid.shard_pixels`, which the training jobs used.
+    """
     n = resolution * resolution
-    expected = -(-n // shard_size)
+    expected = grid.shard_count(resolution, shard_size)
     if len(shard_paths) != expected:
         raise ValueError(f"{expected} shards expected, got {len(shard_paths)}")
     merged = {}
     shard_attrs = []
     for shard, path in enumerate(shard_paths):
-        start = shard * shard_size
-        stop = min(n, start + shard_size)
+        start, stop = grid.shard_pixels(shard, resolution, shard_size)
         check_shard(path, fields, stop - start)
         data, attrs = read_h5(path, fields)
         if attrs.get("first_pixel") != start:
@@ -128,35 +140,18 @@ def merge_shards(shard_paths, fields, resolution: int, shard_size: int) -> tuple
 
 
 def software_versions() -> dict[str, str]:
-    import torch
-
-    import trainability
-
+    """Versions of what computed a result (from package metadata: nothing is imported)."""
     versions = {
         "trainability": trainability.__version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
         "h5py": h5py.__version__,
         "hdf5": h5py.version.hdf5_version,
-        "torch": torch.__version__,
     }
-    with contextlib.suppress(Exception):
-        import snakemake
-
-        versions["snakemake"] = snakemake.__version__
+    for name in ("torch", "triton", "snakemake"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
     return versions
-
-
-def device_description(device) -> dict[str, str]:
-    import torch
-
-    info = {"device": str(device), "host": platform.node(), "machine": platform.machine(),
-            "processor": platform.processor() or platform.machine(),
-            "torch_threads": str(torch.get_num_threads())}
-    if getattr(device, "type", str(device)).startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda"] = str(torch.version.cuda)
-    return info
 
 
 def write_json(path: str | Path, obj) -> None:

@@ -1,15 +1,115 @@
-"""What all pixels of an experiment share: initial weights, data, minibatches.
+"""The training problem: what all pixels share, and what each pixel varies.
 
-Either generated from a seed, or read from files (the author's exact draw is
-in resources/author_init/, recreated with JAX as described in its README).
+Shared (a ``Problem``): initial weights, data, minibatch sequence; either
+generated from a seed, or read from files (the author's exact draw is in
+resources/author_init/, recreated with JAX as described in its README). Per
+pixel: the layers' learning rates and, for the parameter-initialisation phase
+space, an offset added to W_0 (``per_layer_learning_rates``).
+
+Network (mean-field parameterisation of Sohl-Dickstein 2024, no biases):
+    a_{-1} = X
+    z_l    = a_{l-1} @ W_l / sqrt(fan_in_l)
+    a_l    = phi(z_l)                    for all but the last layer
+    f      = z_last / sqrt(fan_in_last)
+    loss   = mean((f - Y)^2)
+with phi = tanh(sqrt(2) z), sqrt(2) relu(z) or z. Every kernel folds the
+scales into one constant per layer (``layer_constants``).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+NONLINEARITIES = ("tanh", "relu", "identity")
+OFFSET_MODES = ("every_step", "init_only")
+DTYPES = ("float64", "float32")
+PHASE_SPACES = ("lr_vs_lr", "paraminit_vs_lr")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything pixels share: initial weights, data, minibatch sequence."""
+
+    weights: tuple[np.ndarray, ...]  # W_0 (d_in, width), ..., W_last (width, d_out)
+    X: np.ndarray  # (N, d_in)
+    Y: np.ndarray  # (N, d_out)
+    minibatch_indices: np.ndarray | None = None  # (steps, batch) int, or None = full batch
+
+
+def as_problem(weights: Sequence[np.ndarray], X, Y, minibatch_indices=None) -> Problem:
+    return Problem(
+        tuple(np.asarray(w, np.float64) for w in weights),
+        np.asarray(X, np.float64),
+        np.asarray(Y, np.float64),
+        None if minibatch_indices is None else np.asarray(minibatch_indices, np.int64),
+    )
+
+
+def layer_constants(problem: Problem, nonlinearity: str) -> list[float]:
+    """c_l with zeta_l = (a_{l-1} @ W_l) * c_l: sqrt(2)/sqrt(fan_in) for tanh/relu
+    (a = tanh(zeta) = tanh(sqrt(2) z), a = relu(zeta) = sqrt(2) relu(z)),
+    1/sqrt(fan_in) for identity, and 1/fan_in for the output (z / sqrt(fan_in), twice)."""
+    gain = 1.0 if nonlinearity == "identity" else math.sqrt(2.0)
+    fan_ins = [W.shape[0] for W in problem.weights]
+    return [gain / math.sqrt(f) for f in fan_ins[:-1]] + [1.0 / fan_ins[-1]]
+
+
+def flops_per_pixel_step(problem: Problem) -> float:
+    """Approximate floating-point operations of one training step of one pixel."""
+    N = problem.X.shape[0]
+    gemm = sum(W.shape[0] * W.shape[1] for W in problem.weights)
+    batch = N if problem.minibatch_indices is None else problem.minibatch_indices.shape[1]
+    forward = 2 * N * gemm
+    backward = 2 * batch * gemm * 2 + (0 if problem.minibatch_indices is None else 2 * batch * gemm)
+    return float(forward + backward)
+
+
+def per_layer_learning_rates(x: np.ndarray, y: np.ndarray, phase_space: str, n_layers: int):
+    """Map grid coordinates to (learning_rates (P, n_layers), offsets (P,) or None).
+
+    ``lr_vs_lr``: layer i gets [x, y][i % 2] (the author's convention: input
+    layer x, output layer y for the 2-layer net). ``paraminit_vs_lr``: x is the
+    offset added to W_0 and y the learning rate of every layer.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if phase_space == "lr_vs_lr":
+        return np.stack([x if i % 2 == 0 else y for i in range(n_layers)], axis=1), None
+    if phase_space == "paraminit_vs_lr":
+        return np.repeat(y[:, None], n_layers, axis=1), x
+    raise ValueError(f"phase_space must be one of {PHASE_SPACES}, got {phase_space!r}")
+
+
+def check_training_arguments(
+    problem: Problem, learning_rates, offsets, nonlinearity: str, steps, offset_mode: str, dtype: str
+) -> None:
+    """Raise ValueError naming the first argument of a training call that is wrong."""
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+    if offset_mode not in OFFSET_MODES:
+        raise ValueError(f"offset_mode must be one of {OFFSET_MODES}, got {offset_mode!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if len(problem.weights) < 2:
+        raise ValueError("the network needs at least 2 weight matrices")
+    lrs = np.asarray(learning_rates)
+    if lrs.ndim != 2 or lrs.shape[1] != len(problem.weights):
+        raise ValueError(f"learning_rates must have shape (pixels, {len(problem.weights)}), got {lrs.shape}")
+    if offsets is not None and np.asarray(offsets).shape != (lrs.shape[0],):
+        raise ValueError(f"offsets must have shape ({lrs.shape[0]},), got {np.shape(offsets)}")
+    if problem.minibatch_indices is not None:
+        mb = np.asarray(problem.minibatch_indices)
+        if mb.ndim != 2 or mb.shape[0] < steps:
+            raise ValueError(f"minibatch_indices must have shape (>= {steps} steps, batch), got {mb.shape}")
+        if mb.size and (mb.min() < 0 or mb.max() >= problem.X.shape[0]):
+            raise ValueError(f"minibatch indices must lie in [0, {problem.X.shape[0]})")
 
 
 def n_parameters(model: dict, target_dim: int) -> int:
@@ -59,7 +159,9 @@ def load_init_file(path: str | Path, model: dict, target_dim: int) -> dict[str, 
     if Y.shape != (X.shape[0], target_dim):
         raise ValueError(f"{path}: Y has shape {Y.shape}, expected ({X.shape[0]}, {target_dim})")
     for key in required:
-        if not np.issubdtype(arrays[key].dtype, np.floating) and not np.issubdtype(arrays[key].dtype, np.integer):
+        if not np.issubdtype(arrays[key].dtype, np.floating) and not np.issubdtype(
+            arrays[key].dtype, np.integer
+        ):
             raise ValueError(f"{path}: {key} is not numeric ({arrays[key].dtype})")
         if not np.all(np.isfinite(arrays[key])):
             raise ValueError(f"{path}: {key} contains NaN or infinite values")
@@ -92,10 +194,7 @@ def dataset_size_of(exp: dict, workdir: str | Path = ".") -> int:
 
 
 def build_problem(model: dict, data: dict, training: dict, workdir: str | Path = "."):
-    """The shared initial weights, data and minibatch sequence of an experiment (a training.Problem)."""
-    # Imported here: the Snakefile imports this module, and torch is slow to import.
-    from trainability.training import Problem
-
+    """The shared initial weights, data and minibatch sequence of an experiment."""
     workdir = Path(workdir)
     target_dim = data.get("target_dim", 1)
     shapes = weight_shapes(model, target_dim)

@@ -1,8 +1,8 @@
 """Per-pixel trainability scores and the rank colour map.
 
-The training kernel (``trainability.training``) does not keep whole loss
-trajectories; it returns a few running statistics per pixel (``STAT_FIELDS``).
-Every measure here is computed from those statistics, so a measure can be
+The training kernels (``trainability.kernels``) do not keep whole loss
+trajectories; they return a few running statistics per pixel
+(``trainability.statistics``). Every measure here is computed from those statistics, so a measure can be
 changed without retraining. ``convergence_measure_from_losses`` computes the
 paper's measure from full trajectories instead; it is the independent
 reference the tests hold the statistics path to.
@@ -24,8 +24,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-MAX_RATIO = 1e6  # losses are capped at this multiple of the initial loss
-TAIL_STEPS = 20  # convergence is judged on the mean of the last 20 steps
+from trainability.statistics import TAIL_STEPS, loss_ratios
 
 Stats = Mapping[str, np.ndarray]
 
@@ -52,50 +51,17 @@ def convergence_measure(stats: Stats) -> np.ndarray:
     return np.where(tail < 1.0, -_field(stats, "sum_u"), _field(stats, "sum_inv_u"))
 
 
-def _ratios(losses: np.ndarray) -> np.ndarray:
-    """u_t = min(v_t / v_0, 1e6) with non-finite v_t replaced by 1e6 first."""
-    v = np.asarray(losses, dtype=np.float64)
-    if v.ndim < 1 or v.shape[-1] == 0:
-        raise ValueError("losses need a non-empty last (time) axis")
-    v = np.where(np.isfinite(v), v, MAX_RATIO)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.minimum(v / v[..., :1], MAX_RATIO)
-
-
 def convergence_measure_from_losses(losses: np.ndarray) -> np.ndarray:
     """The paper's convergence measure computed from full loss trajectories.
 
     ``losses`` has shape (..., T); the result has shape (...). This follows the
-    definition directly and shares no code with the statistics path.
+    definition directly and shares no code with the running statistics.
     """
-    u = _ratios(losses)
+    u = loss_ratios(losses)
     converged = u[..., -TAIL_STEPS:].mean(axis=-1) < 1.0
     with np.errstate(divide="ignore"):
         inv = (1.0 / u).sum(axis=-1)
     return np.where(converged, -u.sum(axis=-1), inv)
-
-
-def stats_from_losses(losses: np.ndarray) -> dict[str, np.ndarray]:
-    """The kernel's per-pixel statistics computed from full trajectories (..., T).
-
-    Mirrors ``trainability.training.STAT_FIELDS``; handy for tests and for
-    anyone who has whole trajectories.
-    """
-    v = np.asarray(losses, dtype=np.float64)
-    u = _ratios(v)
-    v = np.where(np.isfinite(v), v, MAX_RATIO)
-    hit = u >= MAX_RATIO
-    with np.errstate(divide="ignore"):
-        sum_inv_u = (1.0 / u).sum(axis=-1)
-    return {
-        "loss_initial": v[..., 0],
-        "loss_final": v[..., -1],
-        "loss_min": v.min(axis=-1),
-        "sum_u": u.sum(axis=-1),
-        "sum_inv_u": sum_inv_u,
-        "tail_mean_u": u[..., -TAIL_STEPS:].mean(axis=-1),
-        "diverged_step": np.where(hit.any(axis=-1), hit.argmax(axis=-1), -1).astype(np.int64),
-    }
 
 
 def loss_ratio_measure(stats: Stats) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The batched kernel against an independent per-pixel autograd implementation."""
+"""The batched torch backend and the dispatcher against the per-pixel autograd reference."""
 
 import math
 
@@ -6,64 +6,26 @@ import numpy as np
 import pytest
 import torch
 
-from trainability.training import (
-    STAT_FIELDS,
-    _Block,
-    as_problem,
-    per_layer_learning_rates,
-    train_pixels,
-)
+from kernel_helpers import make_problem
+from trainability.kernels import reference, train_pixels
+from trainability.kernels.torch_batched import _Block
+from trainability.problem import per_layer_learning_rates
+from trainability.statistics import STAT_FIELDS
 
 
-def make_problem(depth=2, width=6, N=9, d_out=1, seed=0, minibatch=None, steps=40):
-    rng = np.random.default_rng(seed)
-    weights = [rng.standard_normal((width, width)) for _ in range(depth - 1)]
-    weights.append(rng.standard_normal((width, d_out)))
-    X = rng.standard_normal((N, width))
-    Y = rng.standard_normal((N, d_out))
-    mb = None if minibatch is None else rng.integers(0, N, (steps, minibatch))
-    return as_problem(weights, X, Y, mb)
-
-
-def reference_net(weights, X, nonlinearity):
-    """The author's notebook formula, written plainly."""
-    h = X
-    for W in weights:
-        z = h @ W / math.sqrt(W.shape[0])
-        if nonlinearity == "tanh":
-            h = torch.tanh(z * math.sqrt(2))
-        elif nonlinearity == "relu":
-            h = torch.relu(z) * math.sqrt(2)
-        else:
-            h = z
-    return z / math.sqrt(weights[-1].shape[0])
-
-
-def reference_loss(weights, X, Y, nonlinearity):
-    return torch.mean((reference_net(weights, X, nonlinearity) - Y) ** 2)
-
-
-def reference_trajectory(problem, lrs, offset, nonlinearity, steps, offset_mode):
-    """Full-batch losses v_0..v_{T-1} of one pixel, by torch autograd."""
+def test_reference_network_is_the_mean_field_formula():
+    """The reference against the paper's formula in numpy: z = h W / sqrt(fan_in), tanh(sqrt(2) z)."""
+    problem = make_problem(depth=3, width=5, N=7, d_out=2)
+    h = problem.X
+    for W in problem.weights[:-1]:
+        h = np.tanh(math.sqrt(2) * (h @ W) / math.sqrt(W.shape[0]))
+    W = problem.weights[-1]
+    f = (h @ W) / W.shape[0]  # the output layer: divided by sqrt(fan_in) twice
     weights = [torch.tensor(w) for w in problem.weights]
-    X, Y = torch.tensor(problem.X), torch.tensor(problem.Y)
-    if offset is not None and offset_mode == "init_only":
-        weights[0] = weights[0] + offset
-    losses = []
-    for t in range(steps):
-        if offset is not None and offset_mode == "every_step":
-            weights[0] = weights[0] + offset
-        params = [w.detach().requires_grad_(True) for w in weights]
-        if problem.minibatch_indices is None:
-            loss = reference_loss(params, X, Y, nonlinearity)
-            grads = torch.autograd.grad(loss, params)
-        else:
-            idx = torch.as_tensor(problem.minibatch_indices[t])
-            loss = reference_loss(params, X, Y, nonlinearity)
-            grads = torch.autograd.grad(reference_loss(params, X[idx], Y[idx], nonlinearity), params)
-        losses.append(loss.item())
-        weights = [w.detach() - lr * g for w, g, lr in zip(params, grads, lrs)]
-    return np.array(losses)
+    out = reference.net(weights, torch.tensor(problem.X), "tanh").numpy()
+    np.testing.assert_allclose(out, f, rtol=1e-13)
+    v = reference.loss_trajectory(problem, [0.0, 0.0, 0.0], None, nonlinearity="tanh", steps=2)
+    assert v[0] == pytest.approx(np.mean((f - problem.Y) ** 2), rel=1e-13) and v[1] == v[0]
 
 
 def stats_from_losses(v):
@@ -102,12 +64,14 @@ def test_gradients_match_autograd(nonlinearity, depth, d_out):
     loss, grads = block.loss_and_grads(X * block.c[0], Y)
     for p, ws in enumerate(per_pixel):
         params = [torch.tensor(w, requires_grad=True) for w in ws]
-        ref_loss = reference_loss(params, X, Y, nonlinearity)
+        ref_loss = reference.loss(params, X, Y, nonlinearity)
         ref_grads = torch.autograd.grad(ref_loss, params)
         assert loss[p].item() == pytest.approx(ref_loss.item(), rel=1e-12)
         np.testing.assert_allclose(grads[0][:, p, :].numpy(), ref_grads[0].numpy(), rtol=1e-10, atol=1e-13)
         for layer in range(1, depth):
-            np.testing.assert_allclose(grads[layer][p].numpy(), ref_grads[layer].numpy(), rtol=1e-10, atol=1e-13)
+            np.testing.assert_allclose(
+                grads[layer][p].numpy(), ref_grads[layer].numpy(), rtol=1e-10, atol=1e-13
+            )
 
 
 CASES = [
@@ -131,13 +95,20 @@ def test_statistics_match_reference_training(case):
         x = x / 40.0
     lrs, offsets = per_layer_learning_rates(x, y, case["phase_space"], len(problem.weights))
     mode = case.get("offset_mode", "every_step")
-    stats = train_pixels(problem, lrs, offsets, nonlinearity=case["nonlinearity"], steps=steps,
-                         offset_mode=mode, device="cpu")
+    stats = train_pixels(
+        problem, lrs, offsets, nonlinearity=case["nonlinearity"], steps=steps, offset_mode=mode, device="cpu"
+    )
     assert set(stats) == set(STAT_FIELDS)
     diverged = 0
     for p in range(len(x)):
-        v = reference_trajectory(problem, lrs[p], None if offsets is None else offsets[p],
-                                 case["nonlinearity"], steps, mode)
+        v = reference.loss_trajectory(
+            problem,
+            lrs[p],
+            None if offsets is None else offsets[p],
+            nonlinearity=case["nonlinearity"],
+            steps=steps,
+            offset_mode=mode,
+        )
         expected = stats_from_losses(v)
         diverged += expected["diverged_step"] >= 0
         for name, value in expected.items():
@@ -164,12 +135,19 @@ def test_results_do_not_depend_on_sharding(phase_space):
     for shard_size in (1, 7, 64, 100, 299):
         for start in range(0, n, shard_size):
             stop = min(n, start + shard_size)
-            part = train_pixels(problem, lrs[start:stop],
-                                None if offsets is None else offsets[start:stop],
-                                first_pixel=start, **kw)
+            part = train_pixels(
+                problem,
+                lrs[start:stop],
+                None if offsets is None else offsets[start:stop],
+                first_pixel=start,
+                **kw,
+            )
             for name in STAT_FIELDS:
                 assert np.array_equal(part[name], whole[name][start:stop], equal_nan=True), (
-                    shard_size, start, name)
+                    shard_size,
+                    start,
+                    name,
+                )
             if shard_size == 1 and start > 20:
                 break  # one-pixel shards: a few suffice, they are slow
 
@@ -186,8 +164,15 @@ def test_progress_reaches_total():
     problem = make_problem()
     lrs, _ = per_layer_learning_rates(np.ones(70) * 0.1, np.ones(70) * 0.1, "lr_vs_lr", 2)
     seen = []
-    train_pixels(problem, lrs, nonlinearity="relu", steps=10, device="cpu", block_pixels=32,
-                 progress=lambda done, total: seen.append((done, total)))
+    train_pixels(
+        problem,
+        lrs,
+        nonlinearity="relu",
+        steps=10,
+        device="cpu",
+        block_pixels=32,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen[-1] == (700, 700)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
