@@ -7,14 +7,19 @@
 # results/{experiment}/dimension.json                       box-counting dimension
 # results/{experiment}/figures/{landscape,boxcount}.{pdf,png}
 # results/summary/{six_panel.pdf,six_panel.png,dimension_table.csv,dimension_table.md}
-# logs/ mirrors these paths.
+# logs/ mirrors these paths. Code takes them from the templates in workflow/rules/common.smk.
 
 from snakemake.utils import min_version
 
 min_version("9.1")
 
 
-configfile: "config/config.yaml"
+# A --configfile defines the experiments that run: the defaults load only without
+# one (a config builds on them with `base: config/config.yaml`, see config/README.md).
+# Jobs get the same --configfiles from Snakemake, so they see the same experiments.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -31,6 +36,6 @@ include: "workflow/rules/archive.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

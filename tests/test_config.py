@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from trainability.config import ConfigError, load_config, validate_config
+from trainability.config import ConfigError, layered_config, load_config, validate_config
 from workflow_helpers import REPO, TINY_CONFIG, prepare_workdir, snakemake
 
 GOOD = {
@@ -46,10 +46,10 @@ def problems_of(config, workdir="."):
 
 @pytest.mark.parametrize("path", ["config/config.yaml", "config/paper.yaml", "tests/configs/tiny.yaml"])
 def test_shipped_configs_are_valid(path, tmp_path):
-    config = load_config(REPO / path)
     workdir = REPO
     if path.startswith("tests"):
         workdir = prepare_workdir(tmp_path)
+    config = layered_config(load_config(REPO / path), workdir)
     resolved = validate_config(config, workdir)
     assert set(resolved) == set(config["experiments"])
 
@@ -63,7 +63,8 @@ def test_default_config_holds_the_six_paper_conditions():
 
 
 def test_paper_config_is_4096_squared():
-    resolved = validate_config(load_config(REPO / "config/paper.yaml"), REPO)
+    resolved = validate_config(layered_config(load_config(REPO / "config/paper.yaml"), REPO), REPO)
+    assert len(resolved) == 6
     assert {exp["grid"]["resolution"] for exp in resolved.values()} == {4096}
 
 
@@ -75,20 +76,48 @@ def test_good_config_resolves_dataset_size():
 @pytest.mark.parametrize(
     "path,value,expected",
     [
-        ("model.nonlinearity", "sigmoid", "experiments.exp.model.nonlinearity: 'sigmoid' is not one of ['tanh', 'relu', 'identity']"),
+        (
+            "model.nonlinearity",
+            "sigmoid",
+            "experiments.exp.model.nonlinearity: 'sigmoid' is not one of ['tanh', 'relu', 'identity']",
+        ),
         ("grid.resolution", 0, "experiments.exp.grid.resolution: 0 is less than the minimum of 2"),
         ("grid.resolution", -5, "experiments.exp.grid.resolution: -5 is less than the minimum of 2"),
         ("grid.shard_size", 0, "experiments.exp.grid.shard_size: 0 is less than the minimum of 1"),
         ("grid.shard_size", -1, "experiments.exp.grid.shard_size: -1 is less than the minimum of 1"),
         ("model.depth", 1, "experiments.exp.model.depth: 1 is less than the minimum of 2"),
-        ("training.dtype", "float16", "experiments.exp.training.dtype: 'float16' is not one of ['float64', 'float32']"),
-        ("phase_space.kind", "lr_vs_momentum", "experiments.exp.phase_space.kind: 'lr_vs_momentum' is not one of"),
-        ("phase_space.offset_mode", "twice", "experiments.exp.phase_space.offset_mode: 'twice' is not one of ['every_step', 'init_only']"),
+        (
+            "training.dtype",
+            "float16",
+            "experiments.exp.training.dtype: 'float16' is not one of ['float64', 'float32']",
+        ),
+        (
+            "phase_space.kind",
+            "lr_vs_momentum",
+            "experiments.exp.phase_space.kind: 'lr_vs_momentum' is not one of",
+        ),
+        (
+            "phase_space.offset_mode",
+            "twice",
+            "experiments.exp.phase_space.offset_mode: 'twice' is not one of ['every_step', 'init_only']",
+        ),
         ("data.size", "lots", "experiments.exp.data.size: 'lots' is not valid; allowed:"),
         ("training.batch", "half", "experiments.exp.training.batch: 'half' is not valid; allowed:"),
-        ("phase_space.x", [1, 1], "experiments.exp.phase_space.x: bounds must be finite with min < max, got [1, 1]"),
-        ("phase_space.y", [2, -1], "experiments.exp.phase_space.y: bounds must be finite with min < max, got [2, -1]"),
-        ("grid.colour", "red", "experiments.exp.grid: Additional properties are not allowed ('colour' was unexpected)"),
+        (
+            "phase_space.x",
+            [1, 1],
+            "experiments.exp.phase_space.x: bounds must be finite with min < max, got [1, 1]",
+        ),
+        (
+            "phase_space.y",
+            [2, -1],
+            "experiments.exp.phase_space.y: bounds must be finite with min < max, got [2, -1]",
+        ),
+        (
+            "grid.colour",
+            "red",
+            "experiments.exp.grid: Additional properties are not allowed ('colour' was unexpected)",
+        ),
         ("model", DELETE, "experiments.exp: 'model' is a required property"),
     ],
 )
@@ -130,8 +159,12 @@ def init_config(tmp_path, arrays):
 
 def good_arrays(n=5):
     rng = np.random.default_rng(0)
-    return {"W0": rng.standard_normal((4, 4)), "W1": rng.standard_normal((4, 1)),
-            "X": rng.standard_normal((n, 4)), "Y": rng.standard_normal((n, 1))}
+    return {
+        "W0": rng.standard_normal((4, 4)),
+        "W1": rng.standard_normal((4, 1)),
+        "X": rng.standard_normal((n, 4)),
+        "Y": rng.standard_normal((n, 1)),
+    }
 
 
 def test_init_file_accepted(tmp_path):

@@ -1,4 +1,8 @@
-"""Loading, validating and resolving the workflow configuration.
+"""Loading, layering, validating and resolving the workflow configuration.
+
+Layering comes first: a config may build on other config files (`base`)
+and set fields of every experiment at once (`all_experiments`);
+layered_config turns it into a plain config without those keys.
 
 Validation happens in two passes, both before any job starts: the JSON
 schema (types, allowed values, ranges), then checks the schema cannot
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +37,16 @@ DEFAULTS = {
 }
 
 
+# Top-level keys that say how to build the config; layered_config consumes them.
+LAYER_KEYS = ("base", "all_experiments")
+
+
 class ConfigError(ValueError):
     """Invalid configuration; the message lists every problem found."""
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__(
-            "invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 def load_schema() -> dict:
@@ -56,20 +63,130 @@ def _field(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
-def schema_problems(config: dict) -> list[str]:
-    validator = jsonschema.Draft202012Validator(load_schema())
+def schema_problems(config: dict, schema: dict | None = None, prefix: tuple = ()) -> list[str]:
+    validator = jsonschema.Draft202012Validator(load_schema() if schema is None else schema)
     problems = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
+        where = _field((*prefix, *error.path))
         # oneOf errors are unreadable; say what is allowed instead.
         if error.validator == "oneOf":
             allowed = error.schema.get("description", "see the schema")
-            problems.append(f"{_field(error.path)}: {error.instance!r} is not valid; allowed: {allowed}")
+            problems.append(f"{where}: {error.instance!r} is not valid; allowed: {allowed}")
         elif error.validator == "additionalProperties":
             allowed = sorted(error.schema.get("properties", {}))
-            problems.append(f"{_field(error.path)}: {error.message}; allowed fields: {allowed}")
+            problems.append(f"{where}: {error.message}; allowed fields: {allowed}")
         else:
-            problems.append(f"{_field(error.path)}: {error.message}")
+            problems.append(f"{where}: {error.message}")
     return problems
+
+
+def deep_merge(lower: dict, upper: dict) -> dict:
+    """upper over lower: dicts merge key by key, any other value (lists included) replaces."""
+    merged = copy.deepcopy(lower)
+    for key, value in upper.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def layered_config(config: dict, workdir: str | Path = ".", overrides: Mapping | None = None) -> dict:
+    """The config that runs, without the layering keys (see config/README.md).
+
+    Lowest first: the `base` files (in list order, each layered the same way),
+    then `config` itself, then its `all_experiments` over every experiment, then
+    `overrides` (Snakemake's --config: it keeps the last word). Paths are
+    relative to workdir.
+    """
+    layered = _layered(config, Path(workdir), chain=())
+    if overrides:
+        layered = deep_merge(layered, {k: v for k, v in overrides.items() if k not in LAYER_KEYS})
+    return layered
+
+
+def _layered(config: dict, workdir: Path, chain: tuple) -> dict:
+    """chain: the (path, resolved path) of the base files that led here, outermost first."""
+    where = f" (in {chain[-1][0]})" if chain else ""
+    below: dict = {}
+    for path in _base_paths(config.get("base", []), where):
+        resolved = (workdir / path).resolve()
+        if resolved in [r for _, r in chain]:
+            names = [p for p, _ in chain] + [path]
+            raise ConfigError([f"base: cycle of base files: {' -> '.join(names)}"])
+        base = _read_base(path, resolved, where)
+        below = deep_merge(below, _layered(base, workdir, (*chain, (path, resolved))))
+    merged = deep_merge(below, {k: v for k, v in config.items() if k not in LAYER_KEYS})
+    if "all_experiments" in config:
+        merged = _over_every_experiment(merged, config["all_experiments"], where)
+    return merged
+
+
+def _base_paths(value, where: str) -> list[str]:
+    paths = [value] if isinstance(value, str) else value
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+        raise ConfigError(
+            [
+                f"base{where}: {value!r} is not valid; allowed: a path or a list of paths "
+                f"of config files (relative to the working directory)"
+            ]
+        )
+    return paths
+
+
+def _read_base(path: str, resolved: Path, where: str) -> dict:
+    try:
+        base = yaml.safe_load(resolved.read_text())
+    except OSError as err:
+        reason = err.strerror or err
+        raise ConfigError([f"base{where}: cannot read {path} ({resolved}): {reason}"]) from None
+    except yaml.YAMLError as err:
+        raise ConfigError([f"base{where}: {path} is not valid YAML: {err}"]) from None
+    if base is None:
+        return {}
+    if not isinstance(base, dict):
+        kind = type(base).__name__
+        raise ConfigError([f"base{where}: {path} holds a {kind}, expected a mapping of config keys"])
+    return base
+
+
+def _without_required(schema):
+    if isinstance(schema, dict):
+        # A "required" list, not a property that happens to be called so.
+        return {
+            k: _without_required(v)
+            for k, v in schema.items()
+            if not (k == "required" and isinstance(v, list))
+        }
+    if isinstance(schema, list):
+        return [_without_required(v) for v in schema]
+    return schema
+
+
+def all_experiments_problems(value) -> list[str]:
+    """all_experiments is part of an experiment: checked as one with no field required."""
+    if not isinstance(value, dict):
+        return [
+            f"all_experiments: {value!r} is not valid; allowed: a mapping of experiment fields merged "
+            f"over every experiment, e.g. {{grid: {{resolution: 4096}}}}"
+        ]
+    defs = _without_required(load_schema()["$defs"])
+    return schema_problems(value, {"$defs": defs, **defs["experiment"]}, prefix=("all_experiments",))
+
+
+def _over_every_experiment(config: dict, common, where: str) -> dict:
+    problems = all_experiments_problems(common)
+    if problems:
+        raise ConfigError([p.replace("all_experiments", f"all_experiments{where}", 1) for p in problems])
+    experiments = config.get("experiments")
+    if not isinstance(experiments, dict):
+        return config  # the schema names what is wrong with it
+    config["experiments"] = {
+        # Anything but a mapping is left as it is, for the schema to name.
+        name: deep_merge(exp, common) if isinstance(exp, dict) else exp
+        for name, exp in experiments.items()
+    }
+    return config
 
 
 def resolve_experiment(name: str, experiment: dict) -> dict:
@@ -98,7 +215,9 @@ def semantic_problems(name: str, exp: dict, workdir: Path) -> list[str]:
     for axis in ("x", "y"):
         lo, hi = ps[axis]
         if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
-            problems.append(f"{where}.phase_space.{axis}: bounds must be finite with min < max, got {[lo, hi]}")
+            problems.append(
+                f"{where}.phase_space.{axis}: bounds must be finite with min < max, got {[lo, hi]}"
+            )
     if problems:
         return problems
 
@@ -141,7 +260,11 @@ def semantic_problems(name: str, exp: dict, workdir: Path) -> list[str]:
 def validate_config(config: dict, workdir: str | Path = ".") -> dict[str, dict]:
     """Validate everything; return the resolved experiments or raise ConfigError."""
     workdir = Path(workdir)
-    problems = schema_problems(config)
+    # A config that still holds layering keys would silently lose its base files.
+    problems = [
+        f"{key}: not applied; layer the config first (layered_config)" for key in LAYER_KEYS if key in config
+    ]
+    problems += schema_problems(config)
     if problems:
         raise ConfigError(problems)
     resolved = {}
