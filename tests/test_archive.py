@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainability import archive
+from trainability import archive, provenance
 from trainability.cli import main as cli_main
 from workflow_helpers import TINY_CONFIG, planned_jobs, prepare_workdir, snakemake
 
@@ -24,9 +24,13 @@ ARCHIVE = f"archives/{NAME}.tar.gz"
 def tree_state(root: Path) -> dict:
     """{path: (sha256, mtime_ns, size)} of every file under root."""
     return {
-        p.relative_to(root).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns,
-                                         p.stat().st_size)
-        for p in sorted(root.rglob("*")) if p.is_file()
+        p.relative_to(root).as_posix(): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mtime_ns,
+            p.stat().st_size,
+        )
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -65,13 +69,22 @@ def test_archive_holds_every_file_of_the_experiment_and_its_manifest(archived):
         manifest = archive.parse_manifest(tar.extractfile(f"{NAME}/{archive.MANIFEST}").read().decode())
         provenance = json.loads(tar.extractfile(f"{NAME}/{archive.PROVENANCE}").read())
         report = tar.extractfile(f"{NAME}/{archive.REPORT}").read()
-        contents = {name[len(NAME) + 1:]: tar.extractfile(m).read()
-                    for name, m in members.items() if m.isfile()}
+        contents = {
+            name[len(NAME) + 1 :]: tar.extractfile(m).read() for name, m in members.items() if m.isfile()
+        }
     assert all(name == NAME or name.startswith(f"{NAME}/") for name in members)
-    expected = {p.relative_to(workdir).as_posix()
-                for d in (f"results/{NAME}", f"logs/{NAME}") for p in (workdir / d).rglob("*") if p.is_file()}
-    assert expected >= {f"results/{NAME}/frame0/grid.h5", f"results/{NAME}/frame0/shards/shard3.h5",
-                        f"results/{NAME}/figures/landscape.png", f"logs/{NAME}/frame0/shards/shard0.log"}
+    expected = {
+        p.relative_to(workdir).as_posix()
+        for d in (f"results/{NAME}", f"logs/{NAME}")
+        for p in (workdir / d).rglob("*")
+        if p.is_file()
+    }
+    assert expected >= {
+        f"results/{NAME}/frame0/grid.h5",
+        f"results/{NAME}/frame0/shards/shard3.h5",
+        f"results/{NAME}/figures/landscape.png",
+        f"logs/{NAME}/frame0/shards/shard0.log",
+    }
     assert set(manifest) == expected | {archive.PROVENANCE, archive.REPORT}
     assert not any(f"{NAME}_other" in name for name in manifest)
     for name in expected:  # the archived bytes are the files on disk
@@ -86,7 +99,9 @@ def test_archive_holds_every_file_of_the_experiment_and_its_manifest(archived):
         assert isinstance(git["dirty"], bool)
     assert provenance["config"]["resolved"]["grid"] == {"resolution": 12, "shard_size": 40}
     assert provenance["config"]["as_given"]["title"] == "tanh small"
-    assert {"torch", "numpy", "h5py", "snakemake", "trainability"} <= set(provenance["versions"]["at_archiving"])
+    assert {"torch", "numpy", "h5py", "snakemake", "trainability"} <= set(
+        provenance["versions"]["at_archiving"]
+    )
     assert provenance["versions"]["frames"]["frame0"]["torch"]
     assert provenance["devices"]["frames"]["frame0"]
     assert sum(len(d["files"]) for d in provenance["devices"]["shards"]) == 4
@@ -110,8 +125,12 @@ def test_verify_accepts_the_archive_and_standard_tools_agree(archived, tmp_path)
         tar.extractall(tmp_path, filter="data")
     assert archive.verify(tmp_path / NAME).ok and archive.verify(tmp_path).ok
     if shutil.which("sha256sum"):
-        check = subprocess.run(["sha256sum", "--quiet", "-c", archive.MANIFEST], cwd=tmp_path / NAME,
-                               capture_output=True, text=True)
+        check = subprocess.run(
+            ["sha256sum", "--quiet", "-c", archive.MANIFEST],
+            cwd=tmp_path / NAME,
+            capture_output=True,
+            text=True,
+        )
         assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -141,14 +160,20 @@ def test_verify_names_the_wrong_file(archived, tmp_path, capsys):
     cases = {
         "modified": (rewrite(src, tmp_path / "m.tar.gz", change=f"{NAME}/{grid}"), "MODIFIED", grid),
         "missing": (rewrite(src, tmp_path / "d.tar.gz", drop=f"{NAME}/{shard}"), "MISSING", shard),
-        "extra": (rewrite(src, tmp_path / "e.tar.gz", add=f"{NAME}/results/{NAME}/notes.txt"), "EXTRA",
-                  f"results/{NAME}/notes.txt"),
+        "extra": (
+            rewrite(src, tmp_path / "e.tar.gz", add=f"{NAME}/results/{NAME}/notes.txt"),
+            "EXTRA",
+            f"results/{NAME}/notes.txt",
+        ),
     }
     for case, (path, word, name) in cases.items():
         result = archive.verify(path)
         assert not result.ok, case
-        wrong = {"modified": [m[0] for m in result.modified], "missing": result.missing,
-                 "extra": result.extra}
+        wrong = {
+            "modified": [m[0] for m in result.modified],
+            "missing": result.missing,
+            "extra": result.extra,
+        }
         assert wrong == {k: ([name] if k == case else []) for k in wrong}, case
         assert cli_main(["verify-archive", str(path)]) == 1
         out = capsys.readouterr().out
@@ -189,3 +214,74 @@ def test_manifest_round_trip_and_unsafe_names():
             archive.format_manifest({bad: "0" * 64})
     with pytest.raises(ValueError):
         archive.parse_manifest("not a manifest line\n")
+
+
+def test_provenance_is_built_from_what_the_adapter_read():
+    cpu, gpu = {"device": "cpu", "processor": "x86"}, {"device": "cuda", "gpu": "H200"}
+    shards = {
+        "results/e/frame0/shards/shard0.h5": {"device": cpu},
+        "results/e/frame0/shards/shard1.h5": {"device": gpu},
+        "results/e/frame0/shards/shard2.h5": {"device": dict(reversed(cpu.items()))},  # same device
+        "results/e/frame1/shards/shard0.h5": {"error": "unreadable"},
+    }
+    grids = {
+        1: {
+            "versions": {"torch": "2.5"},
+            "devices": ["cpu x86"],
+            "slurm_job_ids": [],
+            "window_log10": [[0, 1]] * 2,
+        },
+        0: {
+            "versions": {"torch": "2.4"},
+            "devices": ["cuda H200"],
+            "slurm_job_ids": ["17"],
+            "window_log10": [[0, 2]] * 2,
+        },
+    }
+    git = {"commit": "0" * 40, "dirty": False, "changed_files": [], "untracked_files": []}
+    record = provenance.provenance(
+        "e",
+        {"results/e/dimension.json": 10, "logs/e/merge.log": 5},
+        grids,
+        shards,
+        resolved={"grid": {"resolution": 4}},
+        as_given={"title": "e"},
+        config_files=("c.yaml",),
+        versions={"trainability": "0.1.0"},
+        git=git,
+        slurm_by_output={"results/e/dimension.json": []},
+        archived_on={"host": "h", "workdir": "/w"},
+        created_utc="2026-01-01T00:00:00+00:00",
+        quarantined=[
+            "results/e/frame0/shards/shard3.h5.corrupt-2",
+            "results/e/frame0/shards/shard1.h5.corrupt-1",
+        ],
+    )
+    assert record["experiment"] == "e" and record["created_utc"].startswith("2026")
+    assert record["archived_on"] == {"host": "h", "workdir": "/w"} and record["git"] == git
+    assert record["config"] == {
+        "resolved": {"grid": {"resolution": 4}},
+        "as_given": {"title": "e"},
+        "config_files": ["c.yaml"],
+    }
+    assert record["versions"] == {
+        "at_archiving": {"trainability": "0.1.0"},
+        "frames": {"frame0": {"torch": "2.4"}, "frame1": {"torch": "2.5"}},
+    }
+    assert list(record["versions"]["frames"]) == ["frame0", "frame1"]
+    assert record["devices"]["frames"] == {"frame0": ["cuda H200"], "frame1": ["cpu x86"]}
+    assert record["devices"]["shards"] == [
+        {"device": cpu, "files": ["results/e/frame0/shards/shard0.h5", "results/e/frame0/shards/shard2.h5"]},
+        {"device": gpu, "files": ["results/e/frame0/shards/shard1.h5"]},
+        {"device": None, "files": ["results/e/frame1/shards/shard0.h5"]},
+    ]
+    assert record["slurm_job_ids"]["by_output"] == {"results/e/dimension.json": []}
+    assert record["slurm_job_ids"]["merge_jobs_by_frame"] == {"frame0": ["17"], "frame1": []}
+    assert record["windows_log10"] == {"frame0": [[0, 2]] * 2, "frame1": [[0, 1]] * 2}
+    assert record["quarantined_files_left_out"] == [
+        "results/e/frame0/shards/shard1.h5.corrupt-1",
+        "results/e/frame0/shards/shard3.h5.corrupt-2",
+    ]
+    assert record["report"] == archive.REPORT
+    assert (record["file_count"], record["total_bytes"]) == (2, 15)
+    assert json.loads(provenance.to_json_bytes(record)) == record

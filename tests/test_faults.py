@@ -4,14 +4,17 @@ The SLURM versions (scancel, interrupts, sbatch rejections) are in test_slurm.py
 """
 
 import os
+import re
+import subprocess
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
 import pytest
 import yaml
 
-from trainability import integrity, io, training
-from workflow_helpers import REPO, TINY_CONFIG, planned_jobs, prepare_workdir, snakemake
+from trainability import cluster, integrity, io, statistics
+from workflow_helpers import TINY_CONFIG, planned_jobs, prepare_workdir, snakemake, snakemake_command
 
 SHARDS = "results/tanh_small/frame0/shards"
 GRID = "results/tanh_small/frame0/grid.h5"
@@ -23,23 +26,27 @@ def one_experiment_config(name="tanh_small"):
     return config
 
 
-def write_shard(path, n=8, first=0, fields=training.STAT_FIELDS, chunked=False):
+def write_shard(path, n=8, first=0, fields=statistics.STAT_FIELDS, chunked=False):
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as h5:
         h5.attrs["n_pixels"] = n
         h5.attrs["first_pixel"] = first
         for name in fields:
-            h5.create_dataset(name, data=np.arange(n, dtype=np.float64),
-                              chunks=(max(1, n // 4),) if chunked else None)
+            h5.create_dataset(
+                name, data=np.arange(n, dtype=np.float64), chunks=(max(1, n // 4),) if chunked else None
+            )
     return path
 
 
 # ----------------------------------------------------------------- integrity unit tests
 
+
 def test_a_sound_shard_passes(tmp_path):
-    assert integrity.shard_problem(write_shard(tmp_path / "s.h5"), training.STAT_FIELDS) is None
-    assert integrity.shard_problem(write_shard(tmp_path / "c.h5", n=64, chunked=True),
-                                   training.STAT_FIELDS) is None
+    assert integrity.shard_problem(write_shard(tmp_path / "s.h5"), statistics.STAT_FIELDS) is None
+    assert (
+        integrity.shard_problem(write_shard(tmp_path / "c.h5", n=64, chunked=True), statistics.STAT_FIELDS)
+        is None
+    )
 
 
 @pytest.mark.parametrize("chunked", [False, True])
@@ -49,7 +56,7 @@ def test_truncation_is_detected(tmp_path, chunked):
     for keep in (size - 1, size - 5000, size // 2, 100, 0):
         damaged = tmp_path / f"t{keep}.h5"
         damaged.write_bytes(path.read_bytes()[:keep])
-        assert integrity.shard_problem(damaged, training.STAT_FIELDS), keep
+        assert integrity.shard_problem(damaged, statistics.STAT_FIELDS), keep
 
 
 def test_overwritten_header_and_missing_pieces_are_detected(tmp_path):
@@ -57,9 +64,9 @@ def test_overwritten_header_and_missing_pieces_are_detected(tmp_path):
     data = bytearray(path.read_bytes())
     data[:512] = bytes(512)
     (tmp_path / "zeroed.h5").write_bytes(bytes(data))
-    assert "OSError" in integrity.shard_problem(tmp_path / "zeroed.h5", training.STAT_FIELDS)
+    assert "OSError" in integrity.shard_problem(tmp_path / "zeroed.h5", statistics.STAT_FIELDS)
 
-    fields = training.STAT_FIELDS
+    fields = statistics.STAT_FIELDS
     short = write_shard(tmp_path / "short.h5", fields=fields[:-1])
     assert f"{fields[-1]!r} missing" in integrity.shard_problem(short, fields)
 
@@ -77,18 +84,19 @@ def test_quarantine_renames_and_never_deletes(tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(good.read_bytes()[:200])
     original = bad.read_bytes()
-    moved = integrity.quarantine_corrupt_shards([good, bad, tmp_path / "absent.h5"], training.STAT_FIELDS)
+    moved = integrity.quarantine_corrupt_shards([good, bad, tmp_path / "absent.h5"], statistics.STAT_FIELDS)
     assert [(p, why is not None) for p, _, why in moved] == [(bad, True)]
     target = moved[0][1]
     assert target.name.startswith("bad.h5.corrupt-") and target.read_bytes() == original
     assert good.exists() and not bad.exists()
     # A second damaged file with the same timestamp gets its own name.
     bad.write_bytes(original)
-    again = integrity.quarantine_corrupt_shards([bad], training.STAT_FIELDS)
+    again = integrity.quarantine_corrupt_shards([bad], statistics.STAT_FIELDS)
     assert again[0][1] != target and target.exists()
 
 
 # ----------------------------------------------------------------- workflow runs
+
 
 @pytest.mark.slow
 def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
@@ -127,10 +135,11 @@ def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
         (originals / name).write_bytes(data)
     for name in damaged:  # remade: the same numbers
         assert_same_data(shards[name], originals / name)
-    undisturbed, _ = io.merge_shards([originals / f"shard{i}.h5" for i in range(4)],
-                                     training.STAT_FIELDS, 12, 40)
-    merged, _ = io.read_h5(workdir / GRID, training.STAT_FIELDS)
-    for name in training.STAT_FIELDS:
+    undisturbed, _ = io.merge_shards(
+        [originals / f"shard{i}.h5" for i in range(4)], statistics.STAT_FIELDS, 12, 40
+    )
+    merged, _ = io.read_h5(workdir / GRID, statistics.STAT_FIELDS)
+    for name in statistics.STAT_FIELDS:
         assert merged[name].tobytes() == undisturbed[name].tobytes(), name
 
     # Damage after the frame was merged: grid.h5 stays (it was made from the
@@ -163,8 +172,6 @@ def assert_same_data(a, b):
 
 def planned_jobs_from(text):
     """[(rule, wildcards)] of the jobs a Snakemake run printed."""
-    import re
-
     jobs = []
     for line in text.splitlines():
         header = re.match(r"^(?:local)?rule (\w+):$", line.strip())
@@ -189,7 +196,7 @@ def test_an_injected_failure_is_reported_with_its_log_and_other_shards_are_kept(
     assert "test fault injection: shard tanh_small:0:2 fails" in output  # the log, shown
     assert "test fault injection" in (workdir / "logs/tanh_small/frame0/shards/shard2.log").read_text()
     for shard in (0, 1, 3):
-        io.check_shard(workdir / SHARDS / f"shard{shard}.h5", training.STAT_FIELDS, 40 if shard < 3 else 24)
+        io.check_shard(workdir / SHARDS / f"shard{shard}.h5", statistics.STAT_FIELDS, 40 if shard < 3 else 24)
     assert not (workdir / SHARDS / "shard2.h5").exists()
     assert not (workdir / GRID).exists()
     # Without the injection only the failed shard (and the merge) remain to do.
@@ -199,17 +206,16 @@ def test_an_injected_failure_is_reported_with_its_log_and_other_shards_are_kept(
 
 # ----------------------------------------------------------------- bad input (no cluster needed)
 
-SLURM_VARS = ("TRAINABILITY_SLURM_ACCOUNT", "TRAINABILITY_SLURM_PARTITION",
-              "TRAINABILITY_SLURM_GPU_PARTITION", "TRAINABILITY_SLURM_GPU_MODEL")
+SLURM_VARS = (
+    "TRAINABILITY_SLURM_ACCOUNT",
+    "TRAINABILITY_SLURM_PARTITION",
+    "TRAINABILITY_SLURM_GPU_PARTITION",
+    "TRAINABILITY_SLURM_GPU_MODEL",
+)
 
 
 def run_with_slurm_profile(workdir, env, *args):
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-           "--profile", str(REPO / "profiles/slurm"), "--dry-run", *args]
+    cmd = snakemake_command(workdir, "--dry-run", *args, profile="slurm")
     full_env = {k: v for k, v in os.environ.items() if k not in SLURM_VARS}
     full_env.update(env)
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
@@ -218,8 +224,9 @@ def run_with_slurm_profile(workdir, env, *args):
 @pytest.mark.slow
 def test_unset_profile_variables_are_named_before_anything_runs(tmp_path):
     workdir = prepare_workdir(tmp_path / "vars", one_experiment_config())
-    result = run_with_slurm_profile(workdir, {"TRAINABILITY_SLURM_PARTITION": "cpu",
-                                              "TRAINABILITY_SLURM_GPU_PARTITION": "gpu"})
+    result = run_with_slurm_profile(
+        workdir, {"TRAINABILITY_SLURM_PARTITION": "cpu", "TRAINABILITY_SLURM_GPU_PARTITION": "gpu"}
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "default-resources: slurm_account = $TRAINABILITY_SLURM_ACCOUNT" in output
@@ -228,50 +235,53 @@ def test_unset_profile_variables_are_named_before_anything_runs(tmp_path):
     assert not (workdir / "results").exists() and not (workdir / ".snakemake/slurm_logs").exists()
 
     # All set (an empty GPU model means "any GPU"): the plan is made.
-    ok = run_with_slurm_profile(workdir, {"TRAINABILITY_SLURM_ACCOUNT": "acct",
-                                          "TRAINABILITY_SLURM_PARTITION": "cpu",
-                                          "TRAINABILITY_SLURM_GPU_PARTITION": "gpu",
-                                          "TRAINABILITY_SLURM_GPU_MODEL": ""})
+    ok = run_with_slurm_profile(
+        workdir,
+        {
+            "TRAINABILITY_SLURM_ACCOUNT": "acct",
+            "TRAINABILITY_SLURM_PARTITION": "cpu",
+            "TRAINABILITY_SLURM_GPU_PARTITION": "gpu",
+            "TRAINABILITY_SLURM_GPU_MODEL": "",
+        },
+    )
     assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
     assert "train_shard" in ok.stdout + ok.stderr
 
 
-
 # ----------------------------------------------------------------- trainability.cluster (no cluster needed)
 
+
 def test_unset_variables_are_found_in_default_and_rule_resources(monkeypatch):
-    from types import SimpleNamespace
-
-    from trainability import cluster
-
     monkeypatch.setenv("SET_ONE", "acct")
     monkeypatch.delenv("UNSET_ONE", raising=False)
     monkeypatch.delenv("UNSET_TWO", raising=False)
     res = lambda raw: SimpleNamespace(raw=raw)  # noqa: E731  (snakemake.resources.Resource)
     settings = SimpleNamespace(
-        default_resources={"slurm_account": res("$SET_ONE"), "slurm_partition": res("$UNSET_ONE"),
-                           "mem_mb": res(4000), "tmpdir": res("system_tmpdir")},
+        default_resources={
+            "slurm_account": res("$SET_ONE"),
+            "slurm_partition": res("$UNSET_ONE"),
+            "mem_mb": res(4000),
+            "tmpdir": res("system_tmpdir"),
+        },
         overwrite_resources={"train_shard": {"gpu_model": res("${UNSET_TWO}"), "gpu": res(1)}},
     )
     found = cluster.unset_variables(settings)
-    assert found == [("default-resources", "slurm_partition", "UNSET_ONE"),
-                     ("set-resources train_shard", "gpu_model", "UNSET_TWO")]
+    assert found == [
+        ("default-resources", "slurm_partition", "UNSET_ONE"),
+        ("set-resources train_shard", "gpu_model", "UNSET_TWO"),
+    ]
     message = cluster.unset_variables_message(found)
     assert "export UNSET_ONE=... UNSET_TWO=..." in message
     assert cluster.unset_variables(None) == []
 
 
 def test_sacct_states_are_normalised():
-    from trainability import cluster
-
-    assert cluster.normalise_states({"1": "CANCELLED by 0", "2": "COMPLETED", "3": "CANCELLED+",
-                                     "4": "RUNNING", "5": ""}) == {
-        "1": "CANCELLED", "2": "COMPLETED", "3": "CANCELLED", "4": "RUNNING", "5": ""}
+    assert cluster.normalise_states(
+        {"1": "CANCELLED by 0", "2": "COMPLETED", "3": "CANCELLED+", "4": "RUNNING", "5": ""}
+    ) == {"1": "CANCELLED", "2": "COMPLETED", "3": "CANCELLED", "4": "RUNNING", "5": ""}
 
 
 def test_a_broken_sacct_is_reported(tmp_path, monkeypatch):
-    from trainability import cluster
-
     fake = tmp_path / "sacct"
     fake.write_text("#!/bin/sh\necho 'Slurm accounting storage is disabled' >&2\nexit 1\n")
     fake.chmod(0o755)
@@ -283,10 +293,10 @@ def test_a_broken_sacct_is_reported(tmp_path, monkeypatch):
 
 
 def test_sbatch_rejections_get_a_hint(tmp_path):
-    from trainability import cluster
-
     log = tmp_path / "run.log"
-    log.write_text("sbatch: error: Batch job submission failed: Requested node configuration is not available\n")
+    log.write_text(
+        "sbatch: error: Batch job submission failed: Requested node configuration is not available\n"
+    )
     hints = cluster.submission_hints([log, tmp_path / "missing.log"])
     assert len(hints) == 1 and "more GPUs per job than a node has" in hints[0]
     assert cluster.submission_hints(str(log)) == hints

@@ -1,4 +1,4 @@
-"""Tests for trainability.figures: tick labels, landscapes, panels, tables, file writing."""
+"""Tests for trainability.figures and .tables: tick labels, landscapes, panels, tables, file writing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from matplotlib.figure import Figure
 from trainability.dimension import edge_map, fractal_dimension
 from trainability.figures import (
     axis_labels,
-    dimension_table,
     extreme_tick_labels,
     landscape_figure,
     panel_title,
@@ -23,9 +22,9 @@ from trainability.figures import (
     save_landscape,
     save_six_panel,
     six_panel_figure,
-    write_dimension_table,
 )
 from trainability.scoring import rank_colour_values
+from trainability.tables import dimension_table, write_dimension_table
 
 PDF_MAGIC = b"%PDF-"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -36,7 +35,10 @@ PAPER_TICK_LABELS = {
     "relu": ("5.77622737e-1", "5.77625590e-1", "8.14432439e+1", "8.14436463e+1"),
     "tanh_n1": ("4.8298735e+1", "4.8299146e+1", "1.82066141e+1", "1.82067690e+1"),
     "tanh_minibatch": (
-        "2.67398835471957e-1", "2.67398835475071e-1", "1.74269509700711e+2", "1.74269509702741e+2",
+        "2.67398835471957e-1",
+        "2.67398835475071e-1",
+        "1.74269509700711e+2",
+        "1.74269509702741e+2",
     ),
     "tanh_full": ("1.329976231e+1", "1.329978604e+1", "2.003582269e+2", "2.003585844e+2"),
     "param_init": ("1.960618282403e-1", "1.960618285243e-1", "3.90254607863e+1", "3.90254608429e+1"),
@@ -198,7 +200,7 @@ def test_save_boxcount_plot(tmp_path):
     assert len(ax_count.get_lines()) == 4
     (legend_text,) = [t.get_text() for t in ax_slope.get_legend().get_texts()]
     assert f"{estimate.median:.3f}" in legend_text
-    median_lines = [l for l in ax_slope.get_lines() if np.allclose(l.get_ydata(), estimate.median)]
+    median_lines = [line for line in ax_slope.get_lines() if np.allclose(line.get_ydata(), estimate.median)]
     assert median_lines
 
 
@@ -238,8 +240,14 @@ def test_six_panel_layout_and_files(tmp_path):
 @pytest.mark.parametrize("n_panels, rows", [(1, 1), (3, 2), (8, 4)])
 def test_any_number_of_panels(n_panels, rows):
     panels = [
-        dict(values=synthetic_landscape(24, k, 1), x_bounds=(0, 1), y_bounds=(0, 1),
-             phase_space="lr_vs_lr", title=f"p{k}", dimension=1.5)
+        dict(
+            values=synthetic_landscape(24, k, 1),
+            x_bounds=(0, 1),
+            y_bounds=(0, 1),
+            phase_space="lr_vs_lr",
+            title=f"p{k}",
+            dimension=1.5,
+        )
         for k in range(n_panels)
     ]
     fig = six_panel_figure(panels)
@@ -254,10 +262,26 @@ def test_any_number_of_panels(n_panels, rows):
 
 
 TABLE_ROWS = [
-    dict(experiment="tanh_full", title="tanh full batch", dimension=1.6612, q25=1.60, q75=1.71,
-         paper_dimension=1.66, resolution=1024, frames=8),
-    dict(experiment="lm|mix", title="Extension", dimension=1.9, q25=1.85, q75=1.95,
-         paper_dimension=None, resolution="512x512", frames=1),
+    dict(
+        experiment="tanh_full",
+        title="tanh full batch",
+        dimension=1.6612,
+        q25=1.60,
+        q75=1.71,
+        paper_dimension=1.66,
+        resolution=1024,
+        frames=8,
+    ),
+    dict(
+        experiment="lm|mix",
+        title="Extension",
+        dimension=1.9,
+        q25=1.85,
+        q75=1.95,
+        paper_dimension=None,
+        resolution="512x512",
+        frames=1,
+    ),
 ]
 
 
@@ -265,7 +289,15 @@ def test_dimension_table_contents():
     csv_text, md_text = dimension_table(TABLE_ROWS)
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     assert list(rows[0]) == [
-        "experiment", "condition", "ours", "q25", "q75", "paper", "difference", "resolution", "frames",
+        "experiment",
+        "condition",
+        "ours",
+        "q25",
+        "q75",
+        "paper",
+        "difference",
+        "resolution",
+        "frames",
     ]
     assert rows[0]["ours"] == "1.6612" and rows[0]["paper"] == "1.66"
     assert float(rows[0]["difference"]) == pytest.approx(0.0012)
@@ -285,9 +317,6 @@ def test_write_dimension_table(tmp_path):
 
 def test_boxcount_plot_of_a_frame_without_boundary(tmp_path):
     """A frame where every pixel trains has zero counts everywhere: the plot must still be made."""
-    from trainability.dimension import edge_map, fractal_dimension
-    from trainability.figures import save_boxcount_plot
-
     estimate = fractal_dimension([edge_map(-np.ones((12, 12)))])
     save_boxcount_plot(estimate, tmp_path / "b.pdf", tmp_path / "b.png")
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"

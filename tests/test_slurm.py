@@ -22,7 +22,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ import pytest
 import yaml
 
 from trainability import archive
-from workflow_helpers import REPO, prepare_workdir
+from workflow_helpers import prepare_workdir, snakemake_command
 
 CLUSTER = os.environ.get("TRAINABILITY_TEST_SLURM_CLUSTER", "localcluster")
 SLURM_ENV = {  # the test cluster's names (start-cluster.sh defaults)
@@ -41,15 +40,24 @@ SLURM_ENV = {  # the test cluster's names (start-cluster.sh defaults)
     "TRAINABILITY_SLURM_GPU_PARTITION": "gpu",
     "TRAINABILITY_SLURM_GPU_MODEL": "a100",
 }
-FAST = ["--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
-        "--latency-wait", "5"]
+FAST = [
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+    "--seconds-between-status-checks",
+    "2",
+    "--latency-wait",
+    "5",
+]
 # Attributes that say where and with what a file was made, not what it holds.
 PROVENANCE_ATTRS = {"device", "devices", "versions", "slurm_job_ids"}
 
 
 def _cluster_problem() -> str | None:
-    checks = (["sinfo", "-h"], ["sacct", "-n", "-X", "--starttime", "now-1minutes"],
-              ["scontrol", "show", "config"])
+    checks = (
+        ["sinfo", "-h"],
+        ["sacct", "-n", "-X", "--starttime", "now-1minutes"],
+        ["scontrol", "show", "config"],
+    )
     outputs = []
     for cmd in checks:
         try:
@@ -63,8 +71,10 @@ def _cluster_problem() -> str | None:
         outputs.append(done.stdout)
     name = re.search(r"^ClusterName\s*=\s*(\S+)", outputs[2], re.M)
     if not name or name.group(1) != CLUSTER:
-        return (f"the cluster answering is {name.group(1) if name else '?'!r}, not the test cluster "
-                f"{CLUSTER!r}: not submitting test jobs to it")
+        return (
+            f"the cluster answering is {name.group(1) if name else '?'!r}, not the test cluster "
+            f"{CLUSTER!r}: not submitting test jobs to it"
+        )
     return None
 
 
@@ -96,9 +106,7 @@ def slurm_env(extra=None):
 
 
 def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-            "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-            "--profile", str(REPO / "profiles" / "slurm"), *FAST, *args]
+    return snakemake_command(workdir, *FAST, *args, profile="slurm")
 
 
 class Run:
@@ -117,8 +125,14 @@ def run_slurm(workdir: Path, *args: str, limit: int = 420, env=None) -> Run:
     """snakemake --profile profiles/slurm ..., stopped with SIGINT after `limit` seconds."""
     cmd = ["timeout", "-s", "INT", "-k", "60", str(limit), *snakemake_cmd(workdir, *args)]
     began = time.monotonic()
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=slurm_env(env), timeout=limit + 120)
+    done = subprocess.run(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=slurm_env(env),
+        timeout=limit + 120,
+    )
     run = Run(done.returncode, done.stdout, time.monotonic() - began)
     (workdir / f"snakemake-{len(list(workdir.glob('snakemake-*.out')))}.out").write_text(done.stdout)
     return run
@@ -127,8 +141,23 @@ def run_slurm(workdir: Path, *args: str, limit: int = 420, env=None) -> Run:
 def sacct_jobs(run_id: str) -> list[dict]:
     """The SLURM jobs of one Snakemake run (job name = run id), oldest first."""
     fields = ["JobID", "State", "Partition", "Account", "ReqTRES", "AllocTRES", "Comment"]
-    done = subprocess.run(["sacct", "-X", "-P", "-n", "--name", run_id, "--starttime", "now-1days",
-                           "--format", ",".join(fields)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            "sacct",
+            "-X",
+            "-P",
+            "-n",
+            "--name",
+            run_id,
+            "--starttime",
+            "now-1days",
+            "--format",
+            ",".join(fields),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     rows = [dict(zip(fields, line.split("|"))) for line in done.stdout.splitlines() if line.strip()]
     for row in rows:  # Snakemake's comment: rule_<rule>_wildcards_<values joined by _>
@@ -139,8 +168,9 @@ def sacct_jobs(run_id: str) -> list[dict]:
 
 
 def squeue(run_id: str) -> list[tuple[str, str, str]]:
-    done = subprocess.run(["squeue", "-h", "--name", run_id, "-o", "%i|%T|%k"], capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        ["squeue", "-h", "--name", run_id, "-o", "%i|%T|%k"], capture_output=True, text=True, timeout=60
+    )
     return [tuple(line.split("|", 2)) for line in done.stdout.splitlines() if line.strip()]
 
 
@@ -179,18 +209,18 @@ def same_data(a: Path, b: Path) -> list[str]:
 
 # ----------------------------------------------------------------------------- fixtures
 
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The tiny config through profiles/slurm, undisturbed, and with profiles/local as the
     reference (run at the same time: the SLURM run mostly waits)."""
     local = prepare_workdir(tmp_path_factory.mktemp("local"))
     workdir = prepare_workdir(tmp_path_factory.mktemp("slurm"))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(local), "--configfile", str(local / "config.yaml"),
-           "--profile", str(REPO / "profiles" / "local"), "--cores", "2"]
+    cmd = snakemake_command(local, "--cores", "2")
     with open(local / "snakemake.out", "w") as out:
-        local_proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                      env=slurm_env(), start_new_session=True)
+        local_proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=slurm_env(), start_new_session=True
+        )
     try:
         run = run_slurm(workdir, limit=600)
         local_proc.wait(timeout=600)
@@ -205,6 +235,7 @@ def runs(tmp_path_factory):
 
 
 # ----------------------------------------------------------------------------- the real run
+
 
 def test_every_shard_ran_as_its_own_slurm_job_with_a_gpu(runs):
     workdir, run, _ = runs
@@ -260,12 +291,14 @@ def test_archive_of_a_slurm_run_names_its_jobs(runs):
     jobs = {(j["rule"], j["wildcards"]): j["JobID"] for j in sacct_jobs(run.run_id)}
     for shard in range(4):
         assert by_output[f"results/tanh_small/frame0/shards/shard{shard}.h5"] == [
-            jobs["train_shard", f"tanh_small_0_{shard}"]]
+            jobs["train_shard", f"tanh_small_0_{shard}"]
+        ]
     assert by_output["results/tanh_small/frame0/grid.h5"] == [jobs["merge", "tanh_small_0"]]
     assert provenance["slurm_job_ids"]["merge_jobs_by_frame"]["frame0"] == [jobs["merge", "tanh_small_0"]]
 
 
 # ----------------------------------------------------------------------------- faults
+
 
 def test_scancel_is_retried_and_an_interrupted_run_resumes_without_recomputing(runs, tmp_path):
     """(a) scancel of a running shard job, (d) SIGINT mid-run, then the run started again."""
@@ -274,13 +307,20 @@ def test_scancel_is_retried_and_an_interrupted_run_resumes_without_recomputing(r
     log = workdir / f"logs/{name}/frame0/shards/shard2.log"
     out_path = workdir / "interrupted.out"
     with open(out_path, "w") as out:
-        proc = subprocess.Popen(snakemake_cmd(workdir, target), stdout=out, stderr=subprocess.STDOUT,
-                                env=slurm_env({"TRAINABILITY_TEST_SLOW_SHARDS": f"{name}:0:2=600"}),
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            snakemake_cmd(workdir, target),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=slurm_env({"TRAINABILITY_TEST_SLOW_SHARDS": f"{name}:0:2=600"}),
+            start_new_session=True,
+        )
     try:
-        run_id = wait_for("the SLURM run id", lambda: (m := re.search(r"SLURM run ID: (\S+)",
-                                                                      out_path.read_text())) and m.group(1),
-                          120, proc)
+        run_id = wait_for(
+            "the SLURM run id",
+            lambda: (m := re.search(r"SLURM run ID: (\S+)", out_path.read_text())) and m.group(1),
+            120,
+            proc,
+        )
         _RUN_IDS.append(run_id)
 
         def shard2_sleeping(exclude=(), old_log=None):
@@ -297,10 +337,15 @@ def test_scancel_is_retried_and_an_interrupted_run_resumes_without_recomputing(r
         first_log = log.read_text()
         # (a) cancel it while it runs: the profile's retries resubmit it.
         subprocess.run(["scancel", first], check=True, timeout=30)
-        second = wait_for("shard 2 resubmitted and running",
-                          lambda: shard2_sleeping(exclude=(first,), old_log=first_log), 240, proc)
-        wait_for("shards 0 and 1", lambda: all((workdir / t).exists() for t in shard_targets(name, 2)),
-                 240, proc)
+        second = wait_for(
+            "shard 2 resubmitted and running",
+            lambda: shard2_sleeping(exclude=(first,), old_log=first_log),
+            240,
+            proc,
+        )
+        wait_for(
+            "shards 0 and 1", lambda: all((workdir / t).exists() for t in shard_targets(name, 2)), 240, proc
+        )
         # (d) interrupt Snakemake (Ctrl-C) while shard 2 still runs.
         os.kill(proc.pid, signal.SIGINT)
         proc.wait(timeout=180)
@@ -323,7 +368,9 @@ def test_scancel_is_retried_and_an_interrupted_run_resumes_without_recomputing(r
     assert rerun.returncode == 0, str(rerun)
     rerun_jobs = sacct_jobs(rerun.run_id)
     assert sorted((j["rule"], j["wildcards"]) for j in rerun_jobs) == [
-        ("merge", f"{name}_0"), ("train_shard", f"{name}_0_2")]
+        ("merge", f"{name}_0"),
+        ("train_shard", f"{name}_0_2"),
+    ]
     for t, st in finished.items():
         now = (workdir / t).stat()
         assert (now.st_ino, now.st_mtime_ns) == (st.st_ino, st.st_mtime_ns), f"{t} was recomputed"
@@ -335,8 +382,9 @@ def test_a_failing_shard_is_reported_with_its_logs_and_the_others_are_kept(tmp_p
     """(b) One shard job fails; --retries 0 (test-only: a retry would fail the same way)."""
     name, target = "tanh_resharded", "results/tanh_resharded/frame0/grid.h5"
     workdir = prepare_workdir(tmp_path / "fail")
-    run = run_slurm(workdir, target, "--retries", "0", limit=300,
-                    env={"TRAINABILITY_TEST_FAIL_SHARDS": f"{name}:0:1"})
+    run = run_slurm(
+        workdir, target, "--retries", "0", limit=300, env={"TRAINABILITY_TEST_FAIL_SHARDS": f"{name}:0:1"}
+    )
     assert run.returncode != 0, str(run)
     assert "Error in rule train_shard" in run.output, str(run)
     assert f"logs/{name}/frame0/shards/shard1.log" in run.output, str(run)
@@ -353,14 +401,21 @@ def test_a_failing_shard_is_reported_with_its_logs_and_the_others_are_kept(tmp_p
 
 # ----------------------------------------------------------------------------- bad input
 
+
 def test_more_gpus_than_a_node_has_is_rejected_at_submission(tmp_path):
     gres = subprocess.run(["sinfo", "-h", "-o", "%G"], capture_output=True, text=True, timeout=30).stdout
     too_many = 1 + max((int(n) for n in re.findall(r"gpu:(?:\w+:)?(\d+)", gres)), default=0)
     workdir = prepare_workdir(tmp_path / "gpus")
     # A CLI --set-resources replaces the profile's block: repeat partition and model.
-    run = run_slurm(workdir, "results/tanh_small/frame0/shards/shard0.h5", "--set-resources",
-                    f"train_shard:gpu={too_many}", "train_shard:slurm_partition=gpu",
-                    "train_shard:gpu_model=a100", limit=180)
+    run = run_slurm(
+        workdir,
+        "results/tanh_small/frame0/shards/shard0.h5",
+        "--set-resources",
+        f"train_shard:gpu={too_many}",
+        "train_shard:slurm_partition=gpu",
+        "train_shard:gpu_model=a100",
+        limit=180,
+    )
     assert run.returncode != 0, str(run)
     assert "Requested node configuration is not available" in run.output, str(run)
     assert f"--gpus=a100:{too_many}" in run.output, str(run)
@@ -373,8 +428,9 @@ def test_a_cluster_without_accounting(tmp_path):
     """sacct fails as on a cluster without slurmdbd: refused up front; squeue polling works."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "sacct").write_text("#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\n"
-                                "exit 1\n")
+    (fake / "sacct").write_text(
+        "#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n"
+    )
     (fake / "sacct").chmod(0o755)
     env = {"PATH": f"{fake}:{os.environ['PATH']}"}
     workdir = prepare_workdir(tmp_path / "noacct")

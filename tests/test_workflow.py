@@ -1,15 +1,26 @@
 """Real Snakemake runs of the tiny config: outputs, provenance, sharding, reruns."""
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import time
 from collections import Counter
 
 import h5py
 import numpy as np
 import pytest
 
-from trainability import dimension, grid, io, problem, scoring, training
-from workflow_helpers import planned_jobs, prepare_workdir, read_config, snakemake, write_config
+from trainability import dimension, grid, io, kernels, problem, scoring, statistics
+from workflow_helpers import (
+    planned_jobs,
+    prepare_workdir,
+    read_config,
+    snakemake,
+    snakemake_command,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -37,9 +48,14 @@ def test_run_produces_every_output(finished_run):
                 assert path.read_bytes()[:4] == magic
         # The dimension file is the box counting of all frames' boundaries.
         estimate = json.loads((finished_run / f"results/{name}/dimension.json").read_text())
-        edges = [dimension.edge_map(io.read_h5(finished_run / f"results/{name}/frame{f}/scores.h5",
-                                               ["convergence"])[0]["convergence"])
-                 for f in range(frames)]
+        edges = [
+            dimension.edge_map(
+                io.read_h5(finished_run / f"results/{name}/frame{f}/scores.h5", ["convergence"])[0][
+                    "convergence"
+                ]
+            )
+            for f in range(frames)
+        ]
         expected = dimension.fractal_dimension(edges)
         assert len(estimate["box_counts"]) == frames
         assert estimate["n_slopes"] == expected.n_slopes
@@ -60,7 +76,7 @@ def test_merged_grid_equals_direct_training(finished_run):
     """The shard/merge bookkeeping puts every pixel where the kernel says it belongs."""
     exp = read_config(finished_run)["experiments"]["tanh_small"]
     with h5py.File(finished_run / "results/tanh_small/frame0/grid.h5") as h5:
-        merged = {name: h5[name][()] for name in training.STAT_FIELDS}
+        merged = {name: h5[name][()] for name in statistics.STAT_FIELDS}
         attrs = dict(h5.attrs)
         x_axis, y_axis = h5["x"][()], h5["y"][()]
         assert h5["sum_u"].dims[1][0].name == "/x"
@@ -68,12 +84,14 @@ def test_merged_grid_equals_direct_training(finished_run):
     np.testing.assert_array_equal(x_axis, np.linspace(*exp["phase_space"]["x"], res))
     np.testing.assert_array_equal(y_axis, np.linspace(*exp["phase_space"]["y"], res))
     shared = problem.build_problem(
-        exp["model"], {**exp["data"], "size": problem.dataset_size("params", exp["model"], 1)},
-        exp["training"])
+        exp["model"],
+        {**exp["data"], "size": problem.dataset_size("params", exp["model"], 1)},
+        exp["training"],
+    )
     x, y = grid.pixel_coordinates((exp["phase_space"]["x"], exp["phase_space"]["y"]), res, 0, res * res)
-    lrs, _ = training.per_layer_learning_rates(x, y, "lr_vs_lr", 2)
-    direct = training.train_pixels(shared, lrs, nonlinearity="tanh", steps=30, device="cpu")
-    for name in training.STAT_FIELDS:
+    lrs, _ = problem.per_layer_learning_rates(x, y, "lr_vs_lr", 2)
+    direct = kernels.train_pixels(shared, lrs, nonlinearity="tanh", steps=30, device="cpu")
+    for name in statistics.STAT_FIELDS:
         np.testing.assert_array_equal(merged[name], direct[name].reshape(res, res))
     # Both signs occur, so the test exercises the boundary.
     measure = scoring.convergence_measure(merged)
@@ -84,23 +102,24 @@ def test_merged_grid_equals_direct_training(finished_run):
     assert {"torch", "numpy", "h5py", "trainability"} <= set(versions)
     assert json.loads(attrs["devices"])
     # The kernel "auto" picked for this device is recorded.
-    assert json.loads(attrs["kernels"]) == [training.selected_kernel("cpu", "float64", shared, "tanh")]
+    assert json.loads(attrs["kernels"]) == [kernels.select_kernel(shared, "float64", "cpu")]
 
 
 def test_merged_grid_is_bitwise_identical_whatever_the_shard_size(finished_run):
-    with h5py.File(finished_run / "results/tanh_small/frame0/grid.h5") as a, \
-         h5py.File(finished_run / "results/tanh_resharded/frame0/grid.h5") as b:
+    with (
+        h5py.File(finished_run / "results/tanh_small/frame0/grid.h5") as a,
+        h5py.File(finished_run / "results/tanh_resharded/frame0/grid.h5") as b,
+    ):
         assert a.attrs["n_shards"] != b.attrs["n_shards"]
-        for name in training.STAT_FIELDS:
+        for name in statistics.STAT_FIELDS:
             assert np.array_equal(a[name][()], b[name][()], equal_nan=True), name
 
 
 def test_scores_hold_two_measures(finished_run):
     data, _ = io.read_h5(finished_run / "results/tanh_small/frame0/scores.h5")
-    stats, _ = io.read_h5(finished_run / "results/tanh_small/frame0/grid.h5", training.STAT_FIELDS)
+    stats, _ = io.read_h5(finished_run / "results/tanh_small/frame0/grid.h5", statistics.STAT_FIELDS)
     np.testing.assert_array_equal(data["convergence"], scoring.convergence_measure(stats))
-    np.testing.assert_allclose(data["log_loss_ratio"],
-                               np.log10(stats["loss_final"] / stats["loss_initial"]))
+    np.testing.assert_allclose(data["log_loss_ratio"], np.log10(stats["loss_final"] / stats["loss_initial"]))
 
 
 def test_zoom_frames_shrink_around_the_centre(finished_run):
@@ -155,27 +174,20 @@ def test_rerun_only_what_changed(finished_run, tmp_path):
 
 def test_a_killed_job_leaves_no_finished_looking_file(tmp_path):
     """SIGKILL mid-training: nothing at the shard's path; the next run completes it."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from workflow_helpers import REPO
-
-    config = {"experiments": {"slow": {
-        "model": {"width": 8, "depth": 2, "nonlinearity": "tanh"},
-        "data": {"size": "params", "seed": 0},
-        "training": {"steps": 10**7},  # far longer than the test waits
-        "phase_space": {"kind": "lr_vs_lr", "x": [-1, 1], "y": [-1, 1]},
-        "grid": {"resolution": 16, "shard_size": 256},
-    }}}
+    config = {
+        "experiments": {
+            "slow": {
+                "model": {"width": 8, "depth": 2, "nonlinearity": "tanh"},
+                "data": {"size": "params", "seed": 0},
+                "training": {"steps": 10**7},  # far longer than the test waits
+                "phase_space": {"kind": "lr_vs_lr", "x": [-1, 1], "y": [-1, 1]},
+                "grid": {"resolution": 16, "shard_size": 256},
+            }
+        }
+    }
     workdir = prepare_workdir(tmp_path / "killed", config)
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-           "--profile", str(REPO / "profiles/local"), "--cores", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = snakemake_command(workdir, "--cores", "1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     log = workdir / "logs/slow/frame0/shards/shard0.log"
     deadline = time.time() + 120
     while time.time() < deadline and "pixels" not in (log.read_text() if log.exists() else ""):
@@ -191,5 +203,5 @@ def test_a_killed_job_leaves_no_finished_looking_file(tmp_path):
     write_config(workdir, config)
     snakemake(workdir, "--unlock")
     snakemake(workdir)
-    stats, _ = io.read_h5(workdir / "results/slow/frame0/grid.h5", training.STAT_FIELDS)
+    stats, _ = io.read_h5(workdir / "results/slow/frame0/grid.h5", statistics.STAT_FIELDS)
     assert stats["sum_u"].shape == (16, 16)

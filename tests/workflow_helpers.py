@@ -40,17 +40,21 @@ def read_config(workdir: Path) -> dict:
     return yaml.safe_load((workdir / "config.yaml").read_text())
 
 
+def snakemake_command(workdir: Path, *args: str, profile: str | None = "local", configfile: bool = True):
+    """The command line of the workflow as a user runs it, in ``workdir``: with its config.yaml
+    (``configfile``) and ``profiles/<profile>`` (None: no profile), then ``args``."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+    cmd += ["--directory", str(workdir)]
+    if configfile:
+        cmd += ["--configfile", str(workdir / "config.yaml")]
+    if profile is not None:
+        cmd += ["--profile", str(REPO / "profiles" / profile)]
+    return [*cmd, *args]
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 600, profile="local"):
     """Run the workflow as a user would (CLI), in ``workdir`` with its config.yaml."""
-    cmd = [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"),
-        "--profile", str(REPO / "profiles" / profile),
-        "--cores", "2",
-        *args,
-    ]
+    cmd = snakemake_command(workdir, "--cores", "2", *args, profile=profile)
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(

@@ -1,6 +1,3 @@
-from trainability import archive as tarchive
-
-
 rule archive:
     """Pack one experiment's results and logs, a provenance record and the Snakemake
     report into a .tar.gz with a SHA-256 manifest. Not part of `all`; ask for it:
@@ -16,13 +13,16 @@ rule archive:
     log:
         # Not under logs/{experiment}/: that directory is being archived.
         "logs/archives/{experiment}.log",
-    params:
-        expected=lambda wc: tarchive.expected_outputs(wc.experiment, EXPERIMENTS),
-        resolved=lambda wc: tconfig.as_builtin(tarchive.experiment_of(wc.experiment, EXPERIMENTS)),
-        snakefile=workflow.main_snakefile,
-        configfiles=[str(f) for f in workflow.configfiles],
     localrule: True
     conda:
         "../../envs/trainability.yaml"
+    params:
+        expected=lambda wc: finished_outputs(archived(wc)),
+        directories=lambda wc: expand(EXPERIMENT_DIRS, experiment=archived(wc)),
+        grids=lambda wc: experiment_grids(archived(wc)),
+        shards=lambda wc: experiment_shards(archived(wc)),
+        resolved=lambda wc: tconfig.as_builtin(tarchive.experiment_of(wc.experiment, EXPERIMENTS)),
+        snakefile=workflow.main_snakefile,
+        configfiles=[str(f) for f in workflow.configfiles],
     script:
         "../scripts/archive.py"

@@ -1,6 +1,6 @@
 # ---------------------------------------------------------------------------
-# Checks before anything runs: cluster settings, damaged results.
-# Code: trainability/cluster.py, trainability/integrity.py.
+# Checks before anything runs: cluster settings, the kernel, damaged results.
+# Code: trainability/cluster.py, trainability/kernels/, trainability/integrity.py.
 # Tests: tests/test_faults.py, tests/test_slurm.py.
 # ---------------------------------------------------------------------------
 from snakemake.logging import logger as _logger
@@ -11,6 +11,18 @@ from trainability import integrity as _integrity
 # Unset $TRAINABILITY_SLURM_* variables of the profile: stop, naming them.
 if _unset := _cluster.unset_variables(getattr(workflow, "resource_settings", None)):
     raise WorkflowError(_cluster.unset_variables_message(_unset))
+
+# A kernel named in the config (not `auto`) that cannot run an experiment on a
+# device its jobs may use is a config error, before any job: on the device of
+# TRAINABILITY_DEVICE when set, else on both CPU and CUDA (a cluster's jobs may
+# land on either). torch is imported only then (slow; `auto` never needs it here).
+if workflow.is_main_process and config.get("kernel", "auto") != "auto":
+    from trainability import kernels as _kernels
+
+    _device = os.environ.get("TRAINABILITY_DEVICE", "auto")
+    _types = ["cpu", "cuda"] if _device == "auto" else [_kernels.resolve_device(_device).type]
+    if _kernel_problems := _kernels.config_problems(EXPERIMENTS, config["kernel"], _types, Path.cwd()):
+        raise WorkflowError(tconfig.ConfigError(_kernel_problems).args[0])
 
 # The main process polls SLURM: make it see scancel'ed jobs as failed.
 if workflow.is_main_process:
@@ -23,13 +35,14 @@ if workflow.is_main_process:
 # when that frame is merged again, or when asked for it. Only in the process
 # the user started: cluster jobs parse this file too, while shards are written.
 if workflow.is_main_process:
-    for _path, _moved, _problem in _integrity.quarantine_corrupt_shards(
-        f"results/{name}/frame{frame}/shards/shard{shard}.h5"
+    _grid_of = {
+        Path(shard): Path(GRID.format(experiment=name, frame=frame))
         for name in EXPERIMENTS
         for frame in frames(name)
-        for shard in range(n_shards(name))
-    ):
-        if (_path.parent.parent / "grid.h5").exists():
+        for shard in frame_shards(name, frame)
+    }
+    for _path, _moved, _problem in _integrity.quarantine_corrupt_shards(_grid_of):
+        if _grid_of[_path].exists():
             _next = f"its frame was merged before (grid.h5 is kept); to remake it now: snakemake {_path}"
         else:
             _next = "it will be recomputed"

@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 import trainability
+from trainability import archive as tarchive
 from trainability import config as tconfig
 from trainability import grid as tgrid
 from trainability import problem as tproblem
@@ -26,7 +27,12 @@ localrules:
 
 
 # Validate everything before any job is scheduled; errors name experiment and field.
+# Layering (base files, all_experiments; --config keeps the last word) replaces the
+# config in place: rules' scripts and the report read this very dict.
 try:
+    _layered = tconfig.layered_config(config, Path.cwd(), overrides=workflow.config_settings.config)
+    config.clear()
+    config.update(_layered)
     EXPERIMENTS = tconfig.validate_config(config, workdir=Path.cwd())
 except tconfig.ConfigError as err:
     raise WorkflowError(str(err)) from None
@@ -47,21 +53,65 @@ def n_shards(name):
     return tgrid.shard_count(g["resolution"], g["shard_size"])
 
 
+# The results layout, spelled only here: the rules' output: and every list of an
+# experiment's files (inputs, the damaged-shard check, the archive) come from these
+# templates. All of an experiment's files lie under EXPERIMENT_DIRS (its archive packs them).
+EXPERIMENT_DIRS = ("results/{experiment}", "logs/{experiment}")
+SHARD = "results/{experiment}/frame{frame}/shards/shard{shard}.h5"
+GRID = "results/{experiment}/frame{frame}/grid.h5"
+SCORES = "results/{experiment}/frame{frame}/scores.h5"
+DIMENSION = "results/{experiment}/dimension.json"
+LANDSCAPE_PDF = "results/{experiment}/figures/landscape.pdf"
+LANDSCAPE_PNG = "results/{experiment}/figures/landscape.png"
+BOXCOUNT_PDF = "results/{experiment}/figures/boxcount.pdf"
+BOXCOUNT_PNG = "results/{experiment}/figures/boxcount.png"
+SIX_PANEL_PDF = "results/summary/six_panel.pdf"
+SIX_PANEL_PNG = "results/summary/six_panel.png"
+DIMENSION_TABLE_CSV = "results/summary/dimension_table.csv"
+DIMENSION_TABLE_MD = "results/summary/dimension_table.md"
+FIGURES = (LANDSCAPE_PDF, LANDSCAPE_PNG, BOXCOUNT_PDF, BOXCOUNT_PNG)
+SUMMARY_OUTPUTS = (SIX_PANEL_PDF, SIX_PANEL_PNG, DIMENSION_TABLE_CSV, DIMENSION_TABLE_MD)
+
+
+def frame0(template):
+    """``template`` for frame 0, other wildcards kept (the figures show frame 0)."""
+    return expand(template, frame=0, allow_missing=True)[0]
+
+
+def frame_shards(name, frame):
+    return expand(SHARD, experiment=name, frame=frame, shard=range(n_shards(name)))
+
+
+def experiment_shards(name):
+    """Every shard file of an experiment, frame by frame, in shard order."""
+    return [path for frame in frames(name) for path in frame_shards(name, frame)]
+
+
+def experiment_grids(name):
+    """The merged grid of each frame, in frame order."""
+    return expand(GRID, experiment=name, frame=frames(name))
+
+
+def finished_outputs(name):
+    """What a finished experiment has made; its archive refuses to go without these."""
+    outputs = expand([DIMENSION, *FIGURES], experiment=name)
+    for frame in frames(name):
+        outputs += expand([GRID, SCORES], experiment=name, frame=frame)
+    return outputs
+
+
+def archived(wildcards):
+    """The experiment to archive; an unknown name stops the job, naming the known ones."""
+    tarchive.experiment_of(wildcards.experiment, EXPERIMENTS)
+    return wildcards.experiment
+
+
 def shard_files(wildcards):
-    return expand(
-        "results/{experiment}/frame{frame}/shards/shard{shard}.h5",
-        experiment=wildcards.experiment,
-        frame=wildcards.frame,
-        shard=range(n_shards(wildcards.experiment)),
-    )
+    return frame_shards(wildcards.experiment, wildcards.frame)
 
 
 def score_files(wildcards):
-    return expand(
-        "results/{experiment}/frame{frame}/scores.h5",
-        experiment=wildcards.experiment,
-        frame=frames(wildcards.experiment),
-    )
+    return expand(SCORES, experiment=wildcards.experiment, frame=frames(wildcards.experiment))
 
 
 def input_files(wildcards):
@@ -137,21 +187,8 @@ def train_runtime(wildcards, attempt):
 
 
 def final_outputs():
-    outputs = []
-    for name in EXPERIMENTS:
-        outputs += [
-            f"results/{name}/figures/landscape.pdf",
-            f"results/{name}/figures/landscape.png",
-            f"results/{name}/figures/boxcount.pdf",
-            f"results/{name}/figures/boxcount.png",
-        ]
-    outputs += [
-        "results/summary/six_panel.pdf",
-        "results/summary/six_panel.png",
-        "results/summary/dimension_table.csv",
-        "results/summary/dimension_table.md",
-    ]
-    return outputs
+    figures = [path for name in EXPERIMENTS for path in expand(FIGURES, experiment=name)]
+    return figures + list(SUMMARY_OUTPUTS)
 
 
 def shard_size(wildcards):

@@ -3,15 +3,15 @@ rule dimension:
     input:
         score_files,
     output:
-        "results/{experiment}/dimension.json",
+        DIMENSION,
     log:
         "logs/{experiment}/dimension.log",
-    params:
-        measure="convergence",
+    conda:
+        "../../envs/trainability.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/trainability.yaml"
+    params:
+        measure="convergence",
     script:
         "../scripts/dimension.py"

@@ -1,32 +1,32 @@
 rule figures:
     """Per experiment: the landscape panel and the box-counting diagnostic."""
     input:
-        scores="results/{experiment}/frame0/scores.h5",
-        dimension="results/{experiment}/dimension.json",
+        scores=frame0(SCORES),
+        dimension=DIMENSION,
     output:
-        landscape_pdf="results/{experiment}/figures/landscape.pdf",
+        landscape_pdf=LANDSCAPE_PDF,
         landscape_png=report(
-            "results/{experiment}/figures/landscape.png",
+            LANDSCAPE_PNG,
             caption="../report/landscape.rst",
             category="Landscapes",
             labels={"experiment": "{experiment}", "figure": "landscape"},
         ),
-        boxcount_pdf="results/{experiment}/figures/boxcount.pdf",
+        boxcount_pdf=BOXCOUNT_PDF,
         boxcount_png=report(
-            "results/{experiment}/figures/boxcount.png",
+            BOXCOUNT_PNG,
             caption="../report/boxcount.rst",
             category="Box counting",
             labels={"experiment": "{experiment}", "figure": "box counting"},
         ),
     log:
         "logs/{experiment}/figures.log",
-    params:
-        panel=experiment_panel,
+    conda:
+        "../../envs/trainability.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/trainability.yaml"
+    params:
+        panel=experiment_panel,
     script:
         "../scripts/figures.py"
 
@@ -34,22 +34,22 @@ rule figures:
 rule six_panel:
     """All summary experiments in the layout of the paper's Figure 1."""
     input:
-        scores=expand("results/{experiment}/frame0/scores.h5", experiment=SUMMARY),
-        dimensions=expand("results/{experiment}/dimension.json", experiment=SUMMARY),
+        scores=expand(SCORES, experiment=SUMMARY, frame=0),
+        dimensions=expand(DIMENSION, experiment=SUMMARY),
     output:
-        pdf="results/summary/six_panel.pdf",
+        pdf=SIX_PANEL_PDF,
         png=report(
-            "results/summary/six_panel.png",
+            SIX_PANEL_PNG,
             caption="../report/six_panel.rst",
             category="Summary",
             labels={"figure": "six panels"},
         ),
     log:
         "logs/summary/six_panel.log",
-    params:
-        panels=[panel_params(name) for name in SUMMARY],
     conda:
         "../../envs/trainability.yaml"
+    params:
+        panels=[panel_params(name) for name in SUMMARY],
     script:
         "../scripts/six_panel.py"
 
@@ -57,20 +57,20 @@ rule six_panel:
 rule dimension_table:
     """Our fractal dimensions beside the paper's."""
     input:
-        dimensions=expand("results/{experiment}/dimension.json", experiment=SUMMARY),
+        dimensions=expand(DIMENSION, experiment=SUMMARY),
     output:
-        csv="results/summary/dimension_table.csv",
+        csv=DIMENSION_TABLE_CSV,
         md=report(
-            "results/summary/dimension_table.md",
+            DIMENSION_TABLE_MD,
             caption="../report/dimension_table.rst",
             category="Summary",
             labels={"figure": "dimension table"},
         ),
     log:
         "logs/summary/dimension_table.log",
-    params:
-        panels=[panel_params(name) for name in SUMMARY],
     conda:
         "../../envs/trainability.yaml"
+    params:
+        panels=[panel_params(name) for name in SUMMARY],
     script:
         "../scripts/dimension_table.py"

@@ -3,17 +3,17 @@ rule merge:
     input:
         shard_files,
     output:
-        "results/{experiment}/frame{frame}/grid.h5",
+        GRID,
     log:
         "logs/{experiment}/frame{frame}/merge.log",
+    conda:
+        "../../envs/trainability.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         training=training_params,
         window=frame_window,
         shard_size=shard_size,
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../../envs/trainability.yaml"
     script:
         "../scripts/merge.py"

@@ -1,15 +1,15 @@
 rule score:
     """Convergence measures of every pixel: the paper's and log10 final/initial loss."""
     input:
-        "results/{experiment}/frame{frame}/grid.h5",
+        GRID,
     output:
-        "results/{experiment}/frame{frame}/scores.h5",
+        SCORES,
     log:
         "logs/{experiment}/frame{frame}/score.log",
+    conda:
+        "../../envs/trainability.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/trainability.yaml"
     script:
         "../scripts/score.py"

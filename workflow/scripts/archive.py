@@ -6,7 +6,6 @@ trainability.archive). Reads results and logs, never writes or removes them.
 """
 
 import datetime
-import json
 import logging
 import os
 import platform
@@ -17,12 +16,13 @@ from pathlib import Path
 
 import yaml
 
-from trainability import archive, io
+from trainability import archive, io, provenance
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 log = logging.getLogger("archive")
 
+params = snakemake.params  # the experiment's files, by the workflow's layout (rules/common.smk)
 name = snakemake.wildcards.experiment
 workdir = Path.cwd()
 out_path = Path(snakemake.output[0])
@@ -45,9 +45,21 @@ def snakemake_report(tmpdir: Path) -> Path:
     config_file = tmpdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(dict(snakemake.config), sort_keys=False))
     report = tmpdir / "report.html"
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", snakemake.params.snakefile,
-           "--directory", str(workdir), "--configfile", str(config_file),
-           "--nolock", "--report", str(report), *snakemake.params.expected]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        params.snakefile,
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config_file),
+        "--nolock",
+        "--report",
+        str(report),
+        *params.expected,
+    ]
     env = {k: v for k, v in os.environ.items() if k != "SNAKEMAKE_PROFILE"}
     log.info("report: %s", " ".join(cmd))
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
@@ -57,70 +69,49 @@ def snakemake_report(tmpdir: Path) -> Path:
     return report
 
 
-missing = [p for p in snakemake.params.expected if not Path(p).is_file()]
+missing = [p for p in params.expected if not Path(p).is_file()]
 if missing:
     raise RuntimeError(
-        f"experiment {name} is not finished, nothing archived; missing:\n    " + "\n    ".join(missing)
-        + "\nRun the workflow first (snakemake --profile ...), then ask for the archive again.")
+        f"experiment {name} is not finished, nothing archived; missing:\n    "
+        + "\n    ".join(missing)
+        + "\nRun the workflow first (snakemake --profile ...), then ask for the archive again."
+    )
 
-files = archive.collect_files(workdir, [f"results/{name}", f"logs/{name}"])
+files = archive.collect_files(workdir, params.directories)
 quarantined = sorted(p for p in files if ".corrupt-" in Path(p).name)
 for p in quarantined:
     del files[p]  # damaged shard files moved aside by the workflow: not results
 log.info("%d files of %s (%d quarantined files left out)", len(files), name, len(quarantined))
 
-frames = {}
-for rel in sorted(files):
-    parts = Path(rel).parts
-    if len(parts) == 4 and parts[0] == "results" and parts[3] == "grid.h5":
-        attrs = read_attrs(files[rel])
-        frames[parts[2]] = {
-            "devices": attrs.get("devices"),
-            "versions": attrs.get("versions"),
-            "merge_slurm_job_ids": attrs.get("slurm_job_ids"),
-            "window_log10": attrs.get("window_log10"),
-        }
-shard_devices = {}
-for rel in sorted(files):
-    if "/shards/" in rel and rel.endswith(".h5") and rel.startswith("results/"):
-        device = read_attrs(files[rel]).get("device")
-        key = json.dumps(device, sort_keys=True)
-        shard_devices.setdefault(key, []).append(rel)
-
-provenance = {
-    "experiment": name,
-    "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    "archived_on": {"host": platform.node(), "workdir": str(workdir)},
-    "git": archive.git_state(Path(snakemake.params.snakefile).parent),
-    "config": {
-        "resolved": snakemake.params.resolved,
-        "as_given": snakemake.config["experiments"][name],
-        "config_files": snakemake.params.configfiles,
-    },
-    "versions": {"at_archiving": io.software_versions(), "frames": {f: v["versions"] for f, v in frames.items()}},
-    "devices": {
-        "frames": {f: v["devices"] for f, v in frames.items()},
-        "shards": [{"device": json.loads(k), "files": v} for k, v in shard_devices.items()],
-    },
-    "slurm_job_ids": {
-        "note": "from Snakemake's run logs (.snakemake/log); empty list: computed without SLURM; "
-                "absent: not known (e.g. the logs were removed)",
-        "by_output": archive.slurm_job_ids(workdir / ".snakemake" / "log", f"results/{name}/"),
-        "merge_jobs_by_frame": {f: v["merge_slurm_job_ids"] for f, v in frames.items()},
-    },
-    "windows_log10": {f: v["window_log10"] for f, v in frames.items()},
-    "quarantined_files_left_out": quarantined,
-    "report": archive.REPORT,
-    "file_count": len(files),
-    "total_bytes": sum(p.stat().st_size for p in files.values()),
-}
+record = provenance.provenance(
+    name,
+    {rel: path.stat().st_size for rel, path in files.items()},
+    grids={frame: read_attrs(path) for frame, path in enumerate(params.grids)},
+    shards={path: read_attrs(path) for path in params.shards if path in files},
+    resolved=params.resolved,
+    as_given=snakemake.config["experiments"][name],
+    config_files=params.configfiles,
+    versions=io.software_versions(),
+    git=provenance.git_state(Path(params.snakefile).parent),
+    slurm_by_output=provenance.slurm_job_ids(
+        workdir / ".snakemake" / "log", tuple(f"{d}/" for d in params.directories)
+    ),
+    archived_on={"host": platform.node(), "workdir": str(workdir)},
+    created_utc=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    quarantined=quarantined,
+)
 
 out_path.parent.mkdir(parents=True, exist_ok=True)
 with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=f".{name}-report-") as tmp:
     report = snakemake_report(Path(tmp))
     members = dict(files)
     members[archive.REPORT] = report
-    members[archive.PROVENANCE] = archive.to_json_bytes(provenance)
+    members[archive.PROVENANCE] = provenance.to_json_bytes(record)
     hashes = archive.write_archive(out_path, name, members)
-log.info("wrote %s: %d files + %s; check it with: trainability verify-archive %s",
-         out_path, len(hashes), archive.MANIFEST, out_path)
+log.info(
+    "wrote %s: %d files + %s; check it with: trainability verify-archive %s",
+    out_path,
+    len(hashes),
+    archive.MANIFEST,
+    out_path,
+)

@@ -13,8 +13,14 @@ for path in snakemake.input:
     data, _ = io.read_h5(path, [snakemake.params.measure])
     edges.append(dimension.edge_map(data[snakemake.params.measure]))
 estimate = dimension.fractal_dimension(edges)
-io.write_json(snakemake.output[0], {"experiment": snakemake.wildcards.experiment,
-                                    "measure": snakemake.params.measure,
-                                    **estimate.to_dict()})
-logging.info("fractal dimension %.3f (q25 %.3f, q75 %.3f) from %d frames",
-             estimate.median, estimate.q25, estimate.q75, len(edges))
+io.write_json(
+    snakemake.output[0],
+    {"experiment": snakemake.wildcards.experiment, "measure": snakemake.params.measure, **estimate.to_dict()},
+)
+logging.info(
+    "fractal dimension %.3f (q25 %.3f, q75 %.3f) from %d frames",
+    estimate.median,
+    estimate.q25,
+    estimate.q75,
+    len(edges),
+)

@@ -11,9 +11,15 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 panel = snakemake.params.panel
 scores, _ = io.read_h5(snakemake.input.scores, ["convergence"])
-figures.save_landscape(scores["convergence"], panel["window"][0], panel["window"][1],
-                       panel["phase_space"], panel["title"],
-                       snakemake.output.landscape_pdf, snakemake.output.landscape_png)
+figures.save_landscape(
+    scores["convergence"],
+    panel["window"][0],
+    panel["window"][1],
+    panel["phase_space"],
+    panel["title"],
+    snakemake.output.landscape_pdf,
+    snakemake.output.landscape_png,
+)
 with open(snakemake.input.dimension) as fh:
     estimate = dimension.DimensionEstimate.from_dict(json.load(fh))
 figures.save_boxcount_plot(estimate, snakemake.output.boxcount_pdf, snakemake.output.boxcount_png)

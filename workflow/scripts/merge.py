@@ -4,19 +4,21 @@ import logging
 import os
 import sys
 
-from trainability import grid, io, training
+from trainability import grid, io, statistics
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 params = snakemake.params
 resolution = params.training["resolution"]
-stats, shard_attrs = io.merge_shards(snakemake.input, training.STAT_FIELDS, resolution, params.shard_size)
+stats, shard_attrs = io.merge_shards(snakemake.input, statistics.STAT_FIELDS, resolution, params.shard_size)
 (x_lo, x_hi), (y_lo, y_hi) = params.window
-devices = sorted({a["device"]["device"] + " " + a["device"].get("gpu", a["device"]["processor"])
-                  for a in shard_attrs})
+devices = sorted(
+    {a["device"]["device"] + " " + a["device"].get("gpu", a["device"]["processor"]) for a in shard_attrs}
+)
 io.write_h5(
-    snakemake.output[0], stats,
+    snakemake.output[0],
+    stats,
     attrs={
         "experiment": snakemake.wildcards.experiment,
         "frame": int(snakemake.wildcards.frame),
@@ -38,6 +40,8 @@ io.write_h5(
 )
 kernels = {a.get("kernel", "unknown") for a in shard_attrs}
 if len(kernels) > 1:
-    logging.warning("shards of this frame come from different kernels %s: they agree to "
-                    "rounding, not bit for bit", sorted(kernels))
+    logging.warning(
+        "shards of this frame come from different kernels %s: they agree to rounding, not bit for bit",
+        sorted(kernels),
+    )
 logging.info("merged %d shards into %s (devices: %s)", len(snakemake.input), snakemake.output[0], devices)

@@ -5,12 +5,12 @@ import sys
 
 import numpy as np
 
-from trainability import io, scoring, training
+from trainability import io, scoring, statistics
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-stats, attrs = io.read_h5(snakemake.input[0], training.STAT_FIELDS)
+stats, attrs = io.read_h5(snakemake.input[0], statistics.STAT_FIELDS)
 x_y, _ = io.read_h5(snakemake.input[0], ["x", "y"])
 measures = {name: fn(stats) for name, fn in scoring.MEASURES.items()}
 trainable = scoring.trainable("convergence", measures["convergence"])

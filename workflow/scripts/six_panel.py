@@ -10,12 +10,20 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 panels = []
-for panel, scores_path, dim_path in zip(snakemake.params.panels, snakemake.input.scores,
-                                        snakemake.input.dimensions):
+for panel, scores_path, dim_path in zip(
+    snakemake.params.panels, snakemake.input.scores, snakemake.input.dimensions
+):
     scores, _ = io.read_h5(scores_path, ["convergence"])
     with open(dim_path) as fh:
         dim = json.load(fh)
-    panels.append(dict(values=scores["convergence"], x_bounds=panel["window"][0],
-                       y_bounds=panel["window"][1], phase_space=panel["phase_space"],
-                       title=panel["title"], dimension=dim["median"]))
+    panels.append(
+        dict(
+            values=scores["convergence"],
+            x_bounds=panel["window"][0],
+            y_bounds=panel["window"][1],
+            phase_space=panel["phase_space"],
+            title=panel["title"],
+            dimension=dim["median"],
+        )
+    )
 figures.save_six_panel(panels, snakemake.output.pdf, snakemake.output.png)

@@ -21,11 +21,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io as _io
-import json
 import os
 import re
-import subprocess
 import tarfile
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,26 +37,19 @@ _CHUNK = 1 << 20
 
 # --------------------------------------------------------------------------- what to archive
 
+
 def experiment_of(name: str, experiments: Mapping[str, dict]) -> dict:
     """The resolved experiment ``name``; ValueError naming the known ones otherwise."""
     if name not in experiments:
-        raise ValueError(f"archives/{name}.tar.gz: no experiment {name!r} in the config "
-                         f"(experiments: {', '.join(experiments)})")
+        raise ValueError(
+            f"archives/{name}.tar.gz: no experiment {name!r} in the config "
+            f"(experiments: {', '.join(experiments)})"
+        )
     return experiments[name]
 
 
-def expected_outputs(name: str, experiments: Mapping[str, dict]) -> list[str]:
-    """The finished outputs of an experiment; the archive refuses to go without them."""
-    exp = experiment_of(name, experiments)
-    files = [f"results/{name}/dimension.json"]
-    files += [f"results/{name}/figures/{fig}.{ext}" for fig in ("landscape", "boxcount")
-              for ext in ("pdf", "png")]
-    for frame in range(exp.get("zoom", {}).get("frames", 1)):
-        files += [f"results/{name}/frame{frame}/grid.h5", f"results/{name}/frame{frame}/scores.h5"]
-    return files
-
-
 # --------------------------------------------------------------------------- hashing
+
 
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
@@ -105,6 +97,7 @@ def _check_member_name(name: str) -> None:
 
 # --------------------------------------------------------------------------- verification
 
+
 @dataclass
 class Verification:
     """Outcome of :func:`verify`: empty lists mean the archive matches its manifest."""
@@ -121,8 +114,10 @@ class Verification:
 
     def lines(self) -> list[str]:
         out = [f"ERROR     {e}" for e in self.errors]
-        out += [f"MODIFIED  {p}  (sha256 {exp[:16]}... in manifest, {act[:16]}... now)"
-                for p, exp, act in self.modified]
+        out += [
+            f"MODIFIED  {p}  (sha256 {exp[:16]}... in manifest, {act[:16]}... now)"
+            for p, exp, act in self.modified
+        ]
         out += [f"MISSING   {p}  (in manifest, not in archive)" for p in self.missing]
         out += [f"EXTRA     {p}  (in archive, not in manifest)" for p in self.extra]
         return out
@@ -217,6 +212,7 @@ def _finish(manifest_text, hashes, errors) -> Verification:
 
 # --------------------------------------------------------------------------- writing
 
+
 def write_archive(out_path: str | Path, top: str, files: Mapping[str, str | Path | bytes]) -> dict[str, str]:
     """Write ``out_path`` (.tar.gz) holding ``files`` under ``top/``, plus the manifest.
 
@@ -231,8 +227,9 @@ def write_archive(out_path: str | Path, top: str, files: Mapping[str, str | Path
     hashes = {}
     for name, source in files.items():
         _check_member_name(name)
-        hashes[name] = (hashlib.sha256(source).hexdigest() if isinstance(source, bytes)
-                        else sha256_file(source))
+        hashes[name] = (
+            hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else sha256_file(source)
+        )
     manifest = format_manifest(hashes).encode()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
@@ -269,8 +266,6 @@ def _add_dir(tar: tarfile.TarFile, name: str) -> None:
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    import time
-
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = 0o644
@@ -297,82 +292,3 @@ def collect_files(workdir: str | Path, directories: Iterable[str]) -> dict[str, 
                     continue
                 files[full.relative_to(workdir).as_posix()] = full
     return files
-
-
-# --------------------------------------------------------------------------- provenance
-
-def git_state(directory: str | Path) -> dict:
-    """Commit of the checkout holding the workflow, and whether it differs from it."""
-    def git(*args):
-        return subprocess.run(["git", "-C", str(directory), *args], capture_output=True,
-                              text=True, timeout=60)
-
-    try:
-        head = git("rev-parse", "HEAD")
-    except (OSError, subprocess.TimeoutExpired) as err:
-        return {"commit": None, "error": str(err)}
-    if head.returncode != 0:
-        return {"commit": None, "error": head.stderr.strip() or "not a git checkout"}
-    status = git("status", "--porcelain")
-    lines = status.stdout.splitlines()
-    changed = [line[3:] for line in lines if not line.startswith("??")]
-    untracked = [line[3:] for line in lines if line.startswith("??")]
-    return {
-        "commit": head.stdout.strip(),
-        # dirty: tracked files differ from the commit; untracked files are listed apart
-        "dirty": bool(changed),
-        "changed_files": changed,
-        "untracked_files": untracked,
-    }
-
-
-_SUBMITTED = re.compile(r"^Job (\d+) has been submitted with SLURM jobid (\d+)")
-_RULE = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
-_FIELD = re.compile(r"^\s+(output|jobid): (.*)$")
-
-
-def slurm_job_ids(log_dir: str | Path, prefix: str = "") -> dict[str, list[str]]:
-    """{output path: SLURM job ids} from Snakemake's run logs (``.snakemake/log``).
-
-    Each run's log names the jobs it scheduled (rule, output, jobid) and the
-    SLURM job id of every submission (retries are new submissions). For every
-    output starting with ``prefix`` the ids from the most recent run that
-    scheduled it are returned, oldest first (the last one made the file);
-    an empty list means that run computed it without SLURM.
-    """
-    found: dict[str, list[str]] = {}
-    for log in sorted(Path(log_dir).glob("*.snakemake.log")):
-        outputs_of: dict[str, list[str]] = {}
-        run: dict[str, list[str]] = {}
-        pending_outputs: list[str] = []
-        try:
-            text = log.read_text(errors="replace")
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if _RULE.match(line):
-                pending_outputs = []
-                continue
-            match = _FIELD.match(line)
-            if match:
-                key, value = match.groups()
-                if key == "output":
-                    pending_outputs = [p.strip() for p in value.split(",") if p.strip()]
-                elif key == "jobid":
-                    outputs_of[value.strip()] = pending_outputs
-                    for out in pending_outputs:
-                        if out.startswith(prefix):
-                            run.setdefault(out, [])  # scheduled; [] if it ran locally
-                continue
-            match = _SUBMITTED.match(line)
-            if match:
-                jobid, slurm_id = match.groups()
-                for out in outputs_of.get(jobid, []):
-                    if out.startswith(prefix):
-                        run.setdefault(out, []).append(slurm_id)
-        found.update(run)  # later runs replace earlier ones, output by output
-    return dict(sorted(found.items()))
-
-
-def to_json_bytes(obj) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()

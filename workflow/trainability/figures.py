@@ -13,8 +13,6 @@ temporary name beside its target and renamed into place when complete.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -41,11 +39,6 @@ _SIGNIFICANT = 15  # digits after the point in the scientific form labels start 
 
 
 # --------------------------------------------------------------------------- files
-
-
-def _write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def _save_figure(fig: Figure, paths: Sequence[str | os.PathLike | None], dpi: float) -> None:
@@ -192,8 +185,9 @@ def boxcount_figure(estimate: DimensionEstimate) -> Figure:
         ax_count.set_yscale("log")
     else:
         # A frame with no boundary (all pixels train, or none do) has nothing to count.
-        ax_count.text(0.5, 0.5, "no boundary in any frame", transform=ax_count.transAxes,
-                      ha="center", va="center")
+        ax_count.text(
+            0.5, 0.5, "no boundary in any frame", transform=ax_count.transAxes, ha="center", va="center"
+        )
     ax_count.set_xlabel("box edge length (pixels)")
     ax_count.set_ylabel("boxes holding edge and non-edge pixels")
     ax_slope.set_xscale("log")
@@ -276,75 +270,3 @@ def save_six_panel(
     fig = six_panel_figure(panels)
     _save_figure(fig, (pdf_path, png_path), dpi)
     return fig
-
-
-# --------------------------------------------------------------------------- table
-
-CSV_COLUMNS = (
-    "experiment", "condition", "ours", "q25", "q75", "paper", "difference", "resolution", "frames",
-)
-MARKDOWN_COLUMNS = (
-    "experiment", "condition", "ours", "spread (q25–q75)", "paper", "difference", "resolution",
-    "frames",
-)
-
-
-def _finite(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _fmt(x: float | None, spec: str) -> str:
-    return "" if x is None else format(x, spec)
-
-
-def dimension_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
-    """(CSV text, Markdown text) comparing our dimensions with the paper's.
-
-    Each row: ``experiment``, ``title``, ``dimension``, ``q25``, ``q75``,
-    ``paper_dimension`` (None when the paper has none), ``resolution``,
-    ``frames``. ``difference`` is ours minus the paper's. The CSV keeps the
-    quartiles in separate columns and more digits; the Markdown shows them as
-    one spread column.
-    """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    md = [
-        "| " + " | ".join(MARKDOWN_COLUMNS) + " |",
-        "|" + "|".join(["---"] * 2 + ["---:"] * (len(MARKDOWN_COLUMNS) - 2)) + "|",
-    ]
-    for row in rows:
-        ours, q25, q75 = (_finite(row.get(k)) for k in ("dimension", "q25", "q75"))
-        paper = _finite(row.get("paper_dimension"))
-        diff = None if ours is None or paper is None else ours - paper
-        resolution = row.get("resolution")
-        frames = row.get("frames")
-        writer.writerow([
-            row["experiment"], row["title"], _fmt(ours, ".4f"), _fmt(q25, ".4f"), _fmt(q75, ".4f"),
-            _fmt(paper, ".2f"), _fmt(diff, "+.4f"), "" if resolution is None else resolution,
-            "" if frames is None else frames,
-        ])
-        spread = "" if q25 is None or q75 is None else f"{q25:.2f}–{q75:.2f}"
-        if isinstance(resolution, (int, np.integer)):
-            shown_resolution = f"{resolution}×{resolution}"
-        else:
-            shown_resolution = "" if resolution is None else str(resolution)
-        cells = [
-            str(row["experiment"]), str(row["title"]), _fmt(ours, ".2f"), spread,
-            _fmt(paper, ".2f") or "—", _fmt(diff, "+.2f") or "—", shown_resolution,
-            "" if frames is None else str(frames),
-        ]
-        md.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return buffer.getvalue(), "\n".join(md) + "\n"
-
-
-def write_dimension_table(
-    rows: Sequence[Mapping[str, Any]], csv_path: str | os.PathLike, md_path: str | os.PathLike
-) -> None:
-    """Write ``dimension_table(rows)`` to a CSV and a Markdown file."""
-    csv_text, md_text = dimension_table(rows)
-    _write_text(csv_path, csv_text)
-    _write_text(md_path, md_text)

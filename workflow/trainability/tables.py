@@ -1,0 +1,110 @@
+"""The dimension table: our fractal dimensions beside the paper's, as CSV and Markdown."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from trainability.io import atomic_path
+
+CSV_COLUMNS = (
+    "experiment",
+    "condition",
+    "ours",
+    "q25",
+    "q75",
+    "paper",
+    "difference",
+    "resolution",
+    "frames",
+)
+MARKDOWN_COLUMNS = (
+    "experiment",
+    "condition",
+    "ours",
+    "spread (q25–q75)",
+    "paper",
+    "difference",
+    "resolution",
+    "frames",
+)
+
+
+def _finite(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "" if x is None else format(x, spec)
+
+
+def dimension_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """(CSV text, Markdown text) comparing our dimensions with the paper's.
+
+    Each row: ``experiment``, ``title``, ``dimension``, ``q25``, ``q75``,
+    ``paper_dimension`` (None when the paper has none), ``resolution``,
+    ``frames``. ``difference`` is ours minus the paper's. The CSV keeps the
+    quartiles in separate columns and more digits; the Markdown shows them as
+    one spread column.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    md = [
+        "| " + " | ".join(MARKDOWN_COLUMNS) + " |",
+        "|" + "|".join(["---"] * 2 + ["---:"] * (len(MARKDOWN_COLUMNS) - 2)) + "|",
+    ]
+    for row in rows:
+        ours, q25, q75 = (_finite(row.get(k)) for k in ("dimension", "q25", "q75"))
+        paper = _finite(row.get("paper_dimension"))
+        diff = None if ours is None or paper is None else ours - paper
+        resolution = row.get("resolution")
+        frames = row.get("frames")
+        writer.writerow(
+            [
+                row["experiment"],
+                row["title"],
+                _fmt(ours, ".4f"),
+                _fmt(q25, ".4f"),
+                _fmt(q75, ".4f"),
+                _fmt(paper, ".2f"),
+                _fmt(diff, "+.4f"),
+                "" if resolution is None else resolution,
+                "" if frames is None else frames,
+            ]
+        )
+        spread = "" if q25 is None or q75 is None else f"{q25:.2f}–{q75:.2f}"
+        if isinstance(resolution, (int, np.integer)):
+            shown_resolution = f"{resolution}×{resolution}"
+        else:
+            shown_resolution = "" if resolution is None else str(resolution)
+        cells = [
+            str(row["experiment"]),
+            str(row["title"]),
+            _fmt(ours, ".2f"),
+            spread,
+            _fmt(paper, ".2f") or "—",
+            _fmt(diff, "+.2f") or "—",
+            shown_resolution,
+            "" if frames is None else str(frames),
+        ]
+        md.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return buffer.getvalue(), "\n".join(md) + "\n"
+
+
+def write_dimension_table(
+    rows: Sequence[Mapping[str, Any]], csv_path: str | os.PathLike, md_path: str | os.PathLike
+) -> None:
+    """Write ``dimension_table(rows)`` to a CSV and a Markdown file."""
+    for path, text in zip((csv_path, md_path), dimension_table(rows)):
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
