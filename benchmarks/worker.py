@@ -10,15 +10,23 @@ the parent's peak across fork+exec on Linux). The high-water mark is reset
 ``rss_peak_extra_bytes`` = peak during the timed run - resident memory before
 it is the implementation's own working memory. On CUDA the device's peak
 (``torch.cuda.max_memory_allocated`` or JAX's ``peak_bytes_in_use``) is
-reported as well.
+reported as well. Only the module of the implementation run is imported
+(``impls.runner_module``), so JAX counts in the JAX run's memory only.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import sys
 import time
+
+import numpy as np
+import torch
+
+from benchmarks import impls
+from trainability import kernels
 
 
 def _status_bytes(field: str) -> int | None:
@@ -50,35 +58,27 @@ def main(spec_path: str, out_prefix: str) -> None:
     with open(spec_path) as f:
         spec = json.load(f)
     impl = spec["impl"]
-    import numpy as np
-    import torch
-
     torch.set_num_threads(spec["threads"])
-    from benchmarks import impls
-
     problem = impls.load_problem(spec)
     lrs = impls.grid_learning_rates(spec)
-    runner = impls.RUNNERS[impl]
+    module = impls.runner_module(impl)
+    run = getattr(module, impls.RUNNERS[impl][1])
     cuda = spec["device"].startswith("cuda")
 
-    # Warm-up: compilation (JAX jit, the fused kernels' build or load) is not timed.
+    # Warm-up on the same pixels, one step (or all, where compiled shapes depend on the
+    # step count): compilation (JAX's jit, the fused kernels' build or load) is not timed.
     t0 = time.perf_counter()
-    if impl == "jax_author":
-        impls.run_jax_author(spec, problem, lrs, warmup=True)
-    elif impl in ("ours", "ours_torch", "torch_vmap"):
-        runner(dict(spec, steps=1), problem, lrs[: min(len(lrs), 2)])
+    run(spec if getattr(module, "WARMUP_SAME_STEPS", False) else dict(spec, steps=1), problem, lrs)
     warmup_s = time.perf_counter() - t0
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    import gc
-
     gc.collect()
     reset = _reset_peak()
     baseline = _status_bytes("VmRSS") or _peak_rss_bytes()
 
     t0 = time.perf_counter()
-    stats = runner(spec, problem, lrs)
+    stats = run(spec, problem, lrs)
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
@@ -97,17 +97,13 @@ def main(spec_path: str, out_prefix: str) -> None:
     }
     result["rss_peak_extra_bytes"] = result["rss_peak_bytes"] - baseline
     if cuda:
-        if impl == "jax_author":
-            import jax
-
-            mem = jax.devices("gpu")[0].memory_stats() or {}
-            result["device_peak_bytes"] = int(mem.get("peak_bytes_in_use", -1))
-        else:
-            result["device_peak_bytes"] = int(torch.cuda.max_memory_allocated())
-    if impl == "ours":
-        from trainability.training import selected_kernel
-
-        result["kernel"] = selected_kernel(spec["device"], spec["dtype"], problem, spec["nonlinearity"])
+        # JAX allocates outside torch's allocator and reports its own peak.
+        peak = getattr(module, "device_peak_bytes", torch.cuda.max_memory_allocated)
+        result["device_peak_bytes"] = int(peak())
+    if impl in ("ours", "ours_torch"):
+        result["kernel"] = kernels.select_kernel(
+            problem, spec["dtype"], spec["device"], "auto" if impl == "ours" else "torch"
+        )
     np.savez(out_prefix + ".npz", **{k: np.asarray(v) for k, v in stats.items()})
     with open(out_prefix + ".json", "w") as f:
         json.dump(result, f)

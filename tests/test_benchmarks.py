@@ -1,11 +1,13 @@
-"""The benchmark command on a tiny problem (seconds), and its agreement check.
+"""The benchmark command on a tiny problem (seconds), its agreement check and its measured peak.
 
-No timings are asserted: only that the command runs, writes the documented
-JSON, and that the agreement check tells right from wrong.
+No timings are asserted beyond loose sanity bounds: only that the command runs,
+writes the documented JSON, that the agreement check tells right from wrong,
+and that the FMA-peak loop measures something a working loop would.
 """
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,53 +18,97 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import impls  # noqa: E402
-from benchmarks.run import away_from_boundary, check_agreement, stable_pixels  # noqa: E402
-from trainability.training import train_pixels  # noqa: E402
+from benchmarks import impls, peaks  # noqa: E402
+from trainability.agreement import (  # noqa: E402
+    away_from_boundary,
+    check_agreement,
+    compare_pixels,
+    perturbed_learning_rates,
+    stable_pixels,
+)
+from trainability.kernels import train_pixels  # noqa: E402
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
 ROW_KEYS = {
-    "pixel_steps_per_s", "pixel_steps_per_s_all_repeats", "ratio_to_ours", "pixels_timed", "pixel_subset",
-    "seconds", "warmup_seconds", "gflops", "fraction_of_measured_gemm_peak", "fraction_of_theoretical_peak",
-    "rss_peak_bytes", "rss_peak_extra_bytes", "estimated_seconds_4096x4096x1000_frame", "agreement_with_ours",
+    "pixel_steps_per_s",
+    "pixel_steps_per_s_all_repeats",
+    "ratio_to_ours",
+    "pixels_timed",
+    "pixel_subset",
+    "seconds",
+    "warmup_seconds",
+    "gflops",
+    "fraction_of_measured_gemm_peak",
+    "fraction_of_measured_fma_peak",
+    "rss_peak_bytes",
+    "rss_peak_extra_bytes",
+    "estimated_seconds_4096x4096x1000_frame",
+    "agreement_with_ours",
 }
 
 
 def test_benchmark_command_writes_report(tmp_path):
     out = tmp_path / "bench.json"
     names = ["ours", "ours_torch", "autograd_loop", "torch_vmap"] + (["jax_author"] if HAS_JAX else [])
-    cmd = [sys.executable, "-m", "benchmarks.run", "--resolution", "4", "--steps", "12", "--repeats", "1",
-           "--impl", *names, "--subset", "autograd_loop=3", "--gemm-n", "256", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.run",
+        "--resolution",
+        "4",
+        "--steps",
+        "12",
+        "--repeats",
+        "1",
+        "--impl",
+        *names,
+        "--subset",
+        "autograd_loop=3",
+        "--gemm-n",
+        "256",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert report["schema"] == "trainability-benchmark/1"
+    assert report["schema"] == "trainability-benchmark/2"
     assert {"machine", "problem", "runs", "all_agree", "date", "command", "repeats", "skipped"} <= set(report)
     assert {"cpu", "versions", "hostname", "loadavg_before", "loadavg_after"} <= set(report["machine"])
-    assert report["machine"]["cpu"]["theoretical_float64_peak_gflops"] is None or \
-        report["machine"]["cpu"]["theoretical_float64_peak_gflops"] > 0
+    fma = report["machine"]["cpu"]["measured_fma_peak"]
+    assert (fma["gflops"] > 0 and fma["threads"] >= 1) if peaks.compiler() else fma["why"]
     assert report["problem"]["N"] == 272 and report["problem"]["steps"] == 12
     run = report["runs"]["float64"]
-    assert run["measured_gemm"]["gflops"] > 0
+    assert run["measured_gemm"]["gflops"] > 0 and run["measured_fma_peak_gflops"] == fma["gflops"]
     rows = run["implementations"]
     assert set(rows) == set(names)
     for name, row in rows.items():
         assert ROW_KEYS <= set(row), name
         assert row["pixel_steps_per_s"] > 0 and row["rss_peak_bytes"] > 0
         assert row["agreement_with_ours"]["ok"], (name, row["agreement_with_ours"])
+        assert "fraction_of_theoretical_peak" not in row  # a GPU lookup; the CPU's peak is measured
     assert rows["ours"]["ratio_to_ours"] == 1.0
     assert rows["autograd_loop"]["pixels_timed"] == 3 and rows["ours"]["pixels_timed"] == 16
     assert report["all_agree"] is True
-    assert "written" in proc.stdout and "ours" in proc.stdout
+    assert rows["ours"]["kernel"] in ("fused", "torch") and rows["ours_torch"]["kernel"] == "torch"
+    assert "written" in proc.stdout and "ours" in proc.stdout and "%FMA" in proc.stdout
 
 
 @pytest.fixture(scope="module")
 def reference():
-    spec = {"init_file": str(ROOT / "resources/author_init/author_init_N272.npz"), "resolution": 8,
-            "x": [0.0, 1.5], "y": [1.5, 2.7], "steps": 60}
+    spec = {
+        "init_file": str(ROOT / "resources/author_init/author_init_N272.npz"),
+        "resolution": 8,
+        "x": [0.0, 1.5],
+        "y": [1.5, 2.7],
+        "steps": 60,
+    }
     problem = impls.load_problem(spec)
     lrs = impls.grid_learning_rates(spec)
-    run = lambda lr: train_pixels(problem, lr, nonlinearity="tanh", steps=spec["steps"], device="cpu")  # noqa: E731
+
+    def run(lr):
+        return train_pixels(problem, lr, nonlinearity="tanh", steps=spec["steps"], device="cpu")
+
     return run, lrs, run(lrs)
 
 
@@ -71,7 +117,7 @@ def test_agreement_accepts_identical_and_flags_wrong(reference):
     shape = (8, 8)
     pixels = np.arange(64)
     m = ref["sum_u"]
-    assert ((ref["tail_mean_u"] < 1).any() and (ref["tail_mean_u"] >= 1).any()), "window must straddle"
+    assert (ref["tail_mean_u"] < 1).any() and (ref["tail_mean_u"] >= 1).any(), "window must straddle"
     assert check_agreement(ref, ref, pixels, shape)["ok"]
     # A deliberately wrong implementation: the gradient off by a factor 2
     # (as if the MSE derivative lost its 2), i.e. half the learning rates.
@@ -120,3 +166,33 @@ def test_away_from_boundary_and_stability(reference):
     moved["sum_u"] *= 1 + 1e-6
     moved["sum_inv_u"] *= 1 + 1e-6
     assert not stable_pixels(ref, moved).any()
+
+
+def test_compare_pixels_without_a_grid(reference):
+    """The ungridded verdict (what a self-test on a handful of pixels uses)."""
+    run, lrs, ref = reference
+    inputs = perturbed_learning_rates(lrs)
+    assert [(lp != lrs).all(axis=0).tolist() for lp in inputs] == [[True, False], [False, True]]
+    perturbed = [run(lp) for lp in inputs]
+    stable = stable_pixels(ref, *perturbed)
+    assert stable.shape == (64,) and stable.any()
+    assert compare_pixels(ref, ref, stable, label_agreement=1.0)["ok"]
+    wrong = run(lrs * 0.5)
+    verdict = compare_pixels(ref, wrong, stable)
+    assert not verdict["ok"]
+    assert verdict["compared_converged_pixels"] + verdict["compared_diverged_pixels"] == stable.sum()
+    with pytest.raises(ValueError, match="pixels"):
+        compare_pixels(ref, {k: v[:3] for k, v in ref.items()})
+
+
+@pytest.mark.skipif(peaks.compiler() is None, reason="no C compiler")
+def test_measured_fma_peak_is_plausible():
+    """A working FMA loop is at least about as fast as a GEMM (which is made of FMAs) and
+    below any core's FMA rate; a broken one (0, spilled to memory, miscounted) is not."""
+    threads = len(os.sched_getaffinity(0))
+    fma = peaks.measured_fma_peak(threads, seconds=0.2, repeats=3)
+    gemm = peaks.measured_gemm_gflops("cpu", "float64", threads, repeats=2, n=1024)
+    assert fma["gflops"] > 0 and len(fma["gflops_all_repeats"]) == 3 and fma["threads"] == threads
+    assert fma["gflops"] >= 0.5 * gemm["gflops"], (fma, gemm)
+    # 2 FMA units x 8 doubles x 2 FLOP x 6 GHz = 192 GFLOP/s per core: no CPU is near 500.
+    assert fma["gflops_per_thread"] < 500, fma
