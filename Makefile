@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 SNAKEMAKE_ARGS ?=
 
-.PHONY: run test env clean-env
+.PHONY: run test env format clean-env
 
 run: $(VENV)/.installed
 	$(VENV)/bin/snakemake --profile profiles/local $(SNAKEMAKE_ARGS)
@@ -15,6 +15,12 @@ test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 env: $(VENV)/.installed
+
+# What tests/test_lint.py checks, fixed where the tools can.
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/snakefmt Snakefile workflow/rules tests/slurm/toy/Snakefile
 
 # Reinstalled whenever the dependency declarations change.
 $(VENV)/.installed: pyproject.toml constraints.txt

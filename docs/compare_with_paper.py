@@ -13,8 +13,11 @@ from trainability.io import atomic_path
 
 def main(ours_path: str, out_path: str, paper_path: str = "docs/paper_figure1.png") -> None:
     fig = Figure(figsize=(16, 10.5), layout="constrained")
-    for ax, path, title in zip(fig.subplots(1, 2), (paper_path, ours_path),
-                               ("Paper, Figure 1 (4096 x 4096 px)", "This workflow, default config (64 x 64 px)")):
+    for ax, path, title in zip(
+        fig.subplots(1, 2),
+        (paper_path, ours_path),
+        ("Paper, Figure 1 (4096 x 4096 px)", "This workflow, default config (64 x 64 px)"),
+    ):
         ax.imshow(mpimg.imread(path))
         ax.set_title(title, fontsize=14)
         ax.axis("off")

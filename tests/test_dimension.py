@@ -109,9 +109,7 @@ def test_edge_map_shape_zero_and_nan():
 
 
 def test_box_sizes_are_porespy_defaults():
-    np.testing.assert_array_equal(
-        box_sizes((4095, 4095)), [10, 19, 38, 74, 144, 282, 551, 1075, 2098, 4095]
-    )
+    np.testing.assert_array_equal(box_sizes((4095, 4095)), [10, 19, 38, 74, 144, 282, 551, 1075, 2098, 4095])
     np.testing.assert_array_equal(box_sizes((100, 300)), [10, 12, 16, 21, 27, 35, 46, 59, 77, 100])
     np.testing.assert_array_equal(box_sizes((50, 50), bins=[3, 7]), [3, 7])
 
@@ -203,9 +201,7 @@ def test_dimension_ordering_line_koch_plane():
     n = 512
     x, y = grid(n)
     line = fractal_dimension([edge_map(y - 0.21 * x - 100.5)]).median
-    koch = fractal_dimension(
-        [rasterise_polyline(koch_curve(10 + 200j, n - 10 + 200j, 6), n)]
-    ).median
+    koch = fractal_dimension([rasterise_polyline(koch_curve(10 + 200j, n - 10 + 200j, 6), n)]).median
     plane = fractal_dimension([edge_map(np.random.default_rng(0).normal(size=(n, n)))]).median
     assert line < koch < plane
 

@@ -57,9 +57,7 @@ def shard_pixels(shard: int, resolution: int, shard_size: int) -> tuple[int, int
     return start, min(n, start + shard_size)
 
 
-def pixel_coordinates(
-    window, resolution: int, start: int, stop: int
-) -> tuple[np.ndarray, np.ndarray]:
+def pixel_coordinates(window, resolution: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     """Hyperparameter values (x, y) of pixels start..stop-1."""
     (x_lo, x_hi), (y_lo, y_hi) = window
     pixels = np.arange(start, stop)
