@@ -24,7 +24,6 @@ from trainability.kernels import KernelUnsupported, c_cpu, select_kernel, train_
 from trainability.problem import per_layer_learning_rates
 from trainability.scoring import convergence_measure
 from trainability.statistics import FLOAT_FIELDS, STAT_FIELDS
-from workflow_helpers import planned_jobs, prepare_workdir, read_config, snakemake, write_config
 
 HAS_TRITON = triton_gpu.triton_source is not None
 CPU = torch.device("cpu")
@@ -309,22 +308,3 @@ def test_triton_kernel_on_cuda_matches_torch_kernel(dtype):
             assert_kernels_agree(a, b, b2)
         else:
             np.testing.assert_array_equal(convergence_measure(a) < 0, convergence_measure(b) < 0)
-
-
-@pytest.mark.slow
-@needs_c
-def test_the_workflow_refuses_an_explicit_kernel_before_any_job(tmp_path, monkeypatch):
-    """tiny.yaml has width 4: `kernel: fused` cannot run it on CUDA (Triton needs >= 16)."""
-    workdir = prepare_workdir(tmp_path)
-    config = read_config(workdir)
-    config["kernel"] = "fused"
-    config["experiments"] = {"tanh_small": config["experiments"]["tanh_small"]}
-    write_config(workdir, config)
-    monkeypatch.delenv("TRAINABILITY_DEVICE", raising=False)
-    result = snakemake(workdir, "--dry-run", check=False)
-    assert result.returncode != 0
-    assert "kernel: 'fused' cannot run experiments.tanh_small on cuda" in result.stdout + result.stderr
-    assert "powers of two >= 16, not 4 and 4" in result.stdout + result.stderr
-    # Jobs restricted to the CPU: the C kernel runs it, so the plan goes ahead.
-    monkeypatch.setenv("TRAINABILITY_DEVICE", "cpu")
-    assert sum(rule == "train_shard" for rule, _ in planned_jobs(workdir)) == 4

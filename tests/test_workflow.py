@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from trainability import dimension, grid, io, kernels, problem, scoring, statistics
+from trainability.kernels import c_cpu
 from workflow_helpers import (
     planned_jobs,
     prepare_workdir,
@@ -205,3 +206,21 @@ def test_a_killed_job_leaves_no_finished_looking_file(tmp_path):
     snakemake(workdir)
     stats, _ = io.read_h5(workdir / "results/slow/frame0/grid.h5", statistics.STAT_FIELDS)
     assert stats["sum_u"].shape == (16, 16)
+
+
+@pytest.mark.skipif(c_cpu.load_library() is None, reason="needs the C kernel (a C compiler)")
+def test_the_workflow_refuses_an_explicit_kernel_before_any_job(tmp_path, monkeypatch):
+    """tiny.yaml has width 4: `kernel: fused` cannot run it on CUDA (Triton needs >= 16)."""
+    workdir = prepare_workdir(tmp_path)
+    config = read_config(workdir)
+    config["kernel"] = "fused"
+    config["experiments"] = {"tanh_small": config["experiments"]["tanh_small"]}
+    write_config(workdir, config)
+    monkeypatch.delenv("TRAINABILITY_DEVICE", raising=False)
+    result = snakemake(workdir, "--dry-run", check=False)
+    assert result.returncode != 0
+    assert "kernel: 'fused' cannot run experiments.tanh_small on cuda" in result.stdout + result.stderr
+    assert "powers of two >= 16, not 4 and 4" in result.stdout + result.stderr
+    # Jobs restricted to the CPU: the C kernel runs it, so the plan goes ahead.
+    monkeypatch.setenv("TRAINABILITY_DEVICE", "cpu")
+    assert sum(rule == "train_shard" for rule, _ in planned_jobs(workdir)) == 4
