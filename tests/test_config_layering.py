@@ -13,7 +13,14 @@ import pytest
 import yaml
 
 from trainability import io
-from trainability.config import ConfigError, deep_merge, layered_config, load_config, validate_config
+from trainability.config import (
+    ConfigError,
+    base_files,
+    deep_merge,
+    layered_config,
+    load_config,
+    validate_config,
+)
 from workflow_helpers import (
     JOB_HEADER,
     REPO,
@@ -108,6 +115,8 @@ def test_bases_load_recursively_relative_to_the_working_directory(tmp_path):
     write_yaml(tmp_path / "sub" / "mid.yaml", {"base": "sub/root.yaml", "kernel": "fused"})
     layered = layered_config({"base": "sub/mid.yaml"}, tmp_path)
     assert layered == {"kernel": "fused", "experiments": {"e": EXP}}
+    # Provenance: every file the config was built from, lowest first.
+    assert base_files({"base": "sub/mid.yaml"}, tmp_path) == ["sub/root.yaml", "sub/mid.yaml"]
 
 
 def test_all_experiments_goes_over_every_experiment_after_the_base(tmp_path):
@@ -150,6 +159,11 @@ def test_diamond_is_not_a_cycle(tmp_path):
     write_yaml(tmp_path / "left.yaml", {"base": "common.yaml", "kernel": "torch"})
     write_yaml(tmp_path / "right.yaml", {"base": "common.yaml"})
     assert layered_config({"base": ["left.yaml", "right.yaml"]}, tmp_path)["kernel"] == "torch"
+    assert base_files({"base": ["left.yaml", "right.yaml"]}, tmp_path) == [
+        "common.yaml",
+        "left.yaml",
+        "right.yaml",
+    ]
 
 
 # --- layered_config: errors ---

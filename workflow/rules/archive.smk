@@ -23,6 +23,7 @@ rule archive:
         shards=lambda wc: experiment_shards(archived(wc)),
         resolved=lambda wc: tconfig.as_builtin(tarchive.experiment_of(wc.experiment, EXPERIMENTS)),
         snakefile=workflow.main_snakefile,
-        configfiles=[str(f) for f in workflow.configfiles],
+        # The files given, then the `base` files they build on.
+        configfiles=[str(f) for f in workflow.configfiles] + BASE_FILES,
     script:
         "../scripts/archive.py"

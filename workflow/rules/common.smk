@@ -31,6 +31,7 @@ localrules:
 # config in place: rules' scripts and the report read this very dict.
 try:
     _layered = tconfig.layered_config(config, Path.cwd(), overrides=workflow.config_settings.config)
+    BASE_FILES = tconfig.base_files(config, Path.cwd())  # after layering: it refused cycles
     config.clear()
     config.update(_layered)
     EXPERIMENTS = tconfig.validate_config(config, workdir=Path.cwd())

@@ -122,6 +122,17 @@ def _layered(config: dict, workdir: Path, chain: tuple) -> dict:
     return merged
 
 
+def base_files(config: dict, workdir: str | Path = ".") -> list[str]:
+    """The `base` files a config builds on, recursively, lowest first (for provenance).
+
+    Call it on the config as given, once ``layered_config`` has accepted it (cycles refused)."""
+    files: list[str] = []
+    for path in _base_paths(config.get("base", []), ""):
+        below = base_files(_read_base(path, (Path(workdir) / path).resolve(), ""), workdir)
+        files += [f for f in [*below, path] if f not in files]
+    return files
+
+
 def _base_paths(value, where: str) -> list[str]:
     paths = [value] if isinstance(value, str) else value
     if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
