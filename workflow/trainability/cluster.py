@@ -88,10 +88,7 @@ def patch_slurm_status_query() -> bool:
     query to normalise the states. Returns whether the plugin was patched;
     does nothing if the plugin's structure changed.
     """
-    plugin = slurm_plugin
-    if plugin is None:
-        return False
-    query = getattr(plugin, "query_job_status", None)
+    query = getattr(slurm_plugin, "query_job_status", None)  # None also without the plugin
     if query is None or getattr(query, "_trainability_fix", False):
         return False
 
@@ -102,7 +99,7 @@ def patch_slurm_status_query() -> bool:
         return status_of_jobs, duration
 
     query_job_status._trainability_fix = True
-    plugin.query_job_status = query_job_status
+    slurm_plugin.query_job_status = query_job_status
     return True
 
 

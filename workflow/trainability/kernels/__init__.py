@@ -32,9 +32,8 @@ from types import ModuleType
 import numpy as np
 import torch
 
-from trainability import problem as problem_module
 from trainability.kernels import c_cpu, torch_batched, triton_gpu
-from trainability.problem import Problem, check_training_arguments
+from trainability.problem import Problem, build_problem, check_training_arguments
 
 KERNELS = ("auto", "torch", "fused")
 FUSED_BY_DEVICE_TYPE = {"cpu": c_cpu, "cuda": triton_gpu}
@@ -160,7 +159,7 @@ def config_problems(
         return []
     problems = []
     for name, exp in experiments.items():
-        shared = problem_module.build_problem(exp["model"], exp["data"], exp["training"], workdir)
+        shared = build_problem(exp["model"], exp["data"], exp["training"], workdir)
         for device_type in sorted(set(device_types)):
             try:
                 backend(shared, exp["training"]["dtype"], torch.device(device_type), kernel)
