@@ -44,7 +44,16 @@ def problems_of(config, workdir="."):
     return "\n".join(info.value.problems)
 
 
-@pytest.mark.parametrize("path", ["config/config.yaml", "config/paper.yaml", "tests/configs/tiny.yaml"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "config/config.yaml",
+        "config/paper.yaml",
+        "config/figure1.yaml",
+        "config/zoom.yaml",
+        "tests/configs/tiny.yaml",
+    ],
+)
 def test_shipped_configs_are_valid(path, tmp_path):
     workdir = REPO
     if path.startswith("tests"):
@@ -62,10 +71,20 @@ def test_default_config_holds_the_six_paper_conditions():
     assert kinds == {"lr_vs_lr", "paraminit_vs_lr"}
 
 
-def test_paper_config_is_4096_squared():
-    resolved = validate_config(layered_config(load_config(REPO / "config/paper.yaml"), REPO), REPO)
+@pytest.mark.parametrize("path", ["config/paper.yaml", "config/figure1.yaml"])
+def test_paper_configs_are_4096_squared(path):
+    resolved = validate_config(layered_config(load_config(REPO / path), REPO), REPO)
     assert len(resolved) == 6
     assert {exp["grid"]["resolution"] for exp in resolved.values()} == {4096}
+
+
+def test_the_zoom_demo_reaches_ten_decades_with_automatic_centres():
+    resolved = validate_config(load_config(REPO / "config/zoom.yaml"), REPO)
+    assert {exp["paper_dimension"] for exp in resolved.values()} >= {1.17, 1.41}
+    for exp in resolved.values():
+        zoom = exp["zoom"]
+        assert zoom["centre"] == "auto"
+        assert (zoom["frames"] - 1) * np.log10(zoom["factor"]) >= 10
 
 
 def test_good_config_resolves_dataset_size():
@@ -150,6 +169,70 @@ def test_deep_zoom_frames_are_checked_too():
     config = with_change("zoom", {"frames": 60, "factor": 2})
     message = problems_of(config)
     assert "too narrow" in message and "frame" in message
+
+
+def deepest_by_hand(width, resolution, centre):
+    """Frames k (factor 2) whose pixel spacing is >= 2 ulps of the largest coordinate
+    |centre| + half width, and >= 2 float64 eps relative in the values 10**x."""
+    k = 0
+    while True:
+        spacing = (width / 2.0**k) / (resolution - 1)
+        ulp = float(np.spacing(np.float64(abs(centre) + width / 2.0 ** (k + 1))))
+        if spacing < 2 * ulp or np.log(10) * spacing < 2 * np.finfo(np.float64).eps:
+            return k
+        k += 1
+
+
+def test_too_many_frames_is_one_error_that_names_the_maximum():
+    # Window [-1, 1] about 0: deep frames hold tiny coordinates, so the values 10**x run out first.
+    deepest = deepest_by_hand(2.0, 8, 0.0)
+    assert 45 <= deepest <= 55
+    message = problems_of(with_change("zoom", {"frames": deepest + 5, "factor": 2}))
+    assert "\n" not in message, message  # one problem
+    assert "experiments.exp.zoom.frames" in message and f"has {deepest} frames" in message
+    assert f"allowed: 1..{deepest} or max" in message
+    assert "use dtype float64" not in message  # it is float64 already
+    validate_config(with_change("zoom", {"frames": deepest, "factor": 2}))
+
+
+def test_frames_max_is_as_deep_as_the_dtype_resolves():
+    resolved = validate_config(with_change("zoom", {"frames": "max", "factor": 2}))
+    assert resolved["exp"]["zoom"]["frames"] == deepest_by_hand(2.0, 8, 0.0)
+    # float32 values run out long before float64 coordinates: relative eps 1.2e-7.
+    shallow = validate_config(
+        with_change("zoom", {"frames": "max", "factor": 2}, with_change("training.dtype", "float32"))
+    )
+    expected = max(k for k in range(60) if np.log(10) * (2.0 / 2**k) / 7 >= 2 * np.finfo(np.float32).eps) + 1
+    assert shallow["exp"]["zoom"]["frames"] == expected
+    message = problems_of(
+        with_change("zoom", {"frames": expected + 1}, with_change("training.dtype", "float32"))
+    )
+    assert "float64 resolves deeper" in message
+
+
+def test_an_automatic_centre_bounds_the_depth_by_the_central_half():
+    # Centre anywhere in the central half of [-3, 6]: the worst case is the largest, 3.75.
+    config = with_change("phase_space.x", [-3.0, 6.0], with_change("phase_space.y", [-3.0, 6.0]))
+    config = with_change("zoom", {"frames": "max", "centre": "auto"}, config)
+    resolved = validate_config(config)["exp"]["zoom"]
+    assert resolved["frames"] == deepest_by_hand(9.0, 8, 3.75)
+    assert resolved["pilot_resolution"] == 8  # capped at the frame resolution
+
+
+@pytest.mark.parametrize(
+    "zoom,field,allowed",
+    [
+        ({"frames": 2, "centre": [5.0, 0.0]}, "zoom.centre", "inside the window"),
+        ({"frames": 2, "factor": 1.0}, "zoom.factor", "minimum of 1"),
+        ({"frames": 0}, "zoom.frames", "max"),
+        ({"frames": "deep"}, "zoom.frames", "max"),
+        ({"frames": 2, "centre": "middle"}, "zoom.centre", "auto"),
+        ({"frames": 2, "centre": "auto", "pilot_resolution": 2}, "zoom.pilot_resolution", "minimum"),
+    ],
+)
+def test_bad_zoom_settings_are_named(zoom, field, allowed):
+    message = problems_of(with_change("zoom", zoom))
+    assert f"experiments.exp.{field}" in message and allowed in message, message
 
 
 def init_config(tmp_path, arrays):

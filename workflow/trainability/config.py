@@ -40,6 +40,9 @@ DEFAULTS = {
 # Top-level keys that say how to build the config; layered_config consumes them.
 LAYER_KEYS = ("base", "all_experiments")
 
+# Pixels per side of the centre search's pilot frames (capped at the frame resolution).
+PILOT_RESOLUTION = 32
+
 
 class ConfigError(ValueError):
     """Invalid configuration; the message lists every problem found."""
@@ -209,13 +212,36 @@ def resolve_experiment(name: str, experiment: dict) -> dict:
     exp.setdefault("paper_dimension", None)
     exp["name"] = name
     zoom = exp["zoom"]
+    # Whether a frame without boundary at its centre is an error (a centre meant to be on
+    # the boundary: auto or given) or only a warning (the window's middle, by default).
+    zoom["centre_on_boundary"] = "centre" in zoom
     if "centre" not in zoom:
         zoom["centre"] = [sum(exp["phase_space"]["x"]) / 2, sum(exp["phase_space"]["y"]) / 2]
     zoom["factor"] = float(zoom["factor"])
+    if zoom["centre"] == "auto":
+        zoom["pilot_resolution"] = min(
+            zoom.get("pilot_resolution", PILOT_RESOLUTION), exp["grid"]["resolution"]
+        )
+    # As deep as the dtype resolves at this resolution; computed before any job.
+    zoom["max_frames"] = deepest_frames(exp)
+    if zoom["frames"] == "max":
+        zoom["frames"] = max(zoom["max_frames"], 1)
     data = exp["data"]
     if "init_file" not in data:
         data["size"] = problem.dataset_size(data.get("size", "params"), exp["model"], data["target_dim"])
     return exp
+
+
+def deepest_frames(exp: dict) -> int:
+    """How many frames of exp's sequence the dtype resolves at its resolution (0: not frame 0)."""
+    ps, zoom = exp["phase_space"], exp["zoom"]
+    return grid.max_frames(
+        (ps["x"], ps["y"]),
+        zoom["factor"],
+        zoom["centre"],
+        exp["grid"]["resolution"],
+        exp["training"]["dtype"],
+    )
 
 
 def semantic_problems(name: str, exp: dict, workdir: Path) -> list[str]:
@@ -232,19 +258,39 @@ def semantic_problems(name: str, exp: dict, workdir: Path) -> list[str]:
     if problems:
         return problems
 
-    # Every frame of a zoom sequence must still resolve neighbouring pixels.
+    # Frame 0 must resolve neighbouring pixels, and so must every frame of a sequence.
     res = exp["grid"]["resolution"]
     dtype = exp["training"]["dtype"]
-    for frame in range(exp["zoom"]["frames"]):
-        window = grid.frame_window(exp, frame)
-        for axis, (lo, hi) in zip(("x", "y"), window):
-            if not grid.axis_resolves_pixels(lo, hi, res, dtype):
+    zoom = exp["zoom"]
+    for axis in ("x", "y"):
+        lo, hi = ps[axis]
+        if not grid.axis_resolves_pixels(lo, hi, res, dtype):
+            problems.append(
+                f"{where}.phase_space.{axis}: window {[lo, hi]} is too narrow for {res} pixels in "
+                f"{dtype}: neighbouring pixels get equal hyperparameters; "
+                + ("use dtype float64 or " if dtype != "float64" else "use ")
+                + "a wider window or a lower resolution"
+            )
+    if problems:
+        return problems
+    if zoom["centre"] != "auto":
+        for axis, c in zip(("x", "y"), zoom["centre"]):
+            lo, hi = ps[axis]
+            if not lo <= c <= hi:
                 problems.append(
-                    f"{where}.phase_space.{axis}: window {[lo, hi]} (frame {frame}) is too narrow for "
-                    f"{res} pixels in {dtype}: neighbouring pixels get equal hyperparameters; "
-                    f"use dtype float64, fewer zoom frames or a lower resolution"
+                    f"{where}.zoom.centre: {axis} = {c} lies outside the window {[lo, hi]} of "
+                    f"phase_space.{axis}; allowed: a point inside the window, or auto"
                 )
-                break
+    if not problems and zoom["frames"] > max(zoom["max_frames"], 1):
+        deepest = zoom["max_frames"]
+        decades = grid.depth_decades(zoom["factor"], deepest - 1)
+        problems.append(
+            f"{where}.zoom.frames: {zoom['frames']} frames are too many: at {res} pixels in {dtype}, "
+            f"neighbouring pixels of deeper frames get equal hyperparameters (too narrow); the deepest "
+            f"sequence from this window and factor {zoom['factor']:g} has {deepest} frames "
+            f"({decades:.1f} decades); allowed: 1..{deepest} or max"
+            + ("" if dtype == "float64" else " (float64 resolves deeper)")
+        )
 
     data = exp["data"]
     if "init_file" in data:
@@ -286,6 +332,12 @@ def validate_config(config: dict, workdir: str | Path = ".") -> dict[str, dict]:
             problems.append(f"experiments.{name}: {err}")
             continue
         problems += semantic_problems(name, resolved[name], workdir)
+    summary_name = config.get("summary", {}).get("name", "summary")
+    if summary_name in config["experiments"]:
+        problems.append(
+            f"summary.name: {summary_name!r} is an experiment's name (both live under results/); "
+            f"allowed: any other name"
+        )
     for name in config.get("summary", {}).get("experiments", []):
         if name not in config["experiments"]:
             problems.append(

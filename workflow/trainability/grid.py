@@ -1,9 +1,21 @@
-"""Hyperparameter grids: axes, zoom-frame windows, and the split into shards.
+"""Hyperparameter grids: axes, zoom-frame windows, precision limits, shards.
 
 A frame is an R x R grid in log10 units; rows are y, columns are x, row 0 is
 the lowest y (images are drawn with origin lower). Pixels are numbered
 row-major, ``pixel = row * R + column``, and shard s holds the contiguous
 pixels [s * shard_size, min((s + 1) * shard_size, R * R)).
+
+Zoom sequences: frame k spans the configured window's width divided by
+``factor**k`` on each axis, every frame concentric about the sequence's
+centre (by default the configured window's centre, so frame 0 is that window).
+An automatic centre (``centre: auto``) lies in the central half of the
+configured window (trainability.centre keeps it there), which bounds the
+coordinates every frame can reach before the centre is known.
+
+Precision: a frame resolves when neighbouring pixels are RESOLVING_ULPS units in
+the last place apart, both in their float64 log10 coordinates and in their
+hyperparameter values in the training dtype; deeper frames repeat values and
+turn blocky (the paper's last frames did).
 """
 
 from __future__ import annotations
@@ -11,6 +23,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+# Neighbouring pixels at least this many ulps apart: rounding in linspace and
+# 10**x moves each value by up to about one ulp, so 2 keeps every pixel distinct.
+RESOLVING_ULPS = 2.0
 
 
 def axis_log10(lo: float, hi: float, resolution: int) -> np.ndarray:
@@ -29,19 +45,107 @@ def axis_resolves_pixels(lo: float, hi: float, resolution: int, dtype: str) -> b
     return bool(np.all(np.diff(values) > 0))
 
 
-def frame_window(exp: dict, frame: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """((x_lo, x_hi), (y_lo, y_hi)) of a zoom frame; frame 0 is the configured window."""
-    zoom = exp.get("zoom", {"frames": 1, "factor": 2.0})
+def frame_window(exp: dict, frame: int, centre=None) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((x_lo, x_hi), (y_lo, y_hi)) of a zoom frame of a resolved experiment.
+
+    ``centre`` ([x, y]) is needed only when the experiment's centre is ``auto``
+    (it comes from the centre search); a given centre is used as configured.
+    """
+    zoom = exp.get("zoom", {})
+    configured = zoom.get("centre")
+    if configured == "auto":
+        if centre is None:
+            raise ValueError(f"experiment {exp.get('name')!r}: centre is auto; pass the centre found")
+    elif configured is not None:
+        centre = configured
     ps = exp["phase_space"]
-    if frame == 0:
-        return tuple(ps["x"]), tuple(ps["y"])
-    shrink = float(zoom.get("factor", 2.0)) ** frame
-    centre = zoom.get("centre") or [sum(ps["x"]) / 2, sum(ps["y"]) / 2]
+    return concentric_window((ps["x"], ps["y"]), float(zoom.get("factor", 2.0)), frame, centre)
+
+
+def concentric_window(window0, factor: float, frame: int, centre=None):
+    """Frame ``frame`` of a sequence: window0's widths / factor**frame about ``centre``.
+
+    Without a centre (or at the window's own centre) frame 0 is window0 bit for bit.
+    """
+    (x_lo, x_hi), (y_lo, y_hi) = window0
+    middle = [(x_lo + x_hi) / 2, (y_lo + y_hi) / 2]
+    if centre is None:
+        centre = middle
+    if frame == 0 and [float(c) for c in centre] == middle:
+        return (x_lo, x_hi), (y_lo, y_hi)
+    shrink = float(factor) ** frame
     window = []
-    for (lo, hi), c in zip((ps["x"], ps["y"]), centre):
+    for (lo, hi), c in zip(window0, centre):
         half = (hi - lo) / 2 / shrink
-        window.append((c - half, c + half))
+        window.append((float(c - half), float(c + half)))
     return tuple(window)
+
+
+def window_spec(exp: dict, frame: int):
+    """A frame's window as rule params: the window itself, or, for an automatic
+    centre, what it is computed from once the centre is known (``resolve_window_spec``)."""
+    zoom = exp["zoom"]
+    if zoom["centre"] != "auto":
+        return frame_window(exp, frame)
+    ps = exp["phase_space"]
+    return {"centre": "auto", "window0": [ps["x"], ps["y"]], "factor": zoom["factor"], "frame": frame}
+
+
+def resolve_window_spec(spec, centre=None) -> list[list[float]]:
+    """The window of a ``window_spec`` as [[x_lo, x_hi], [y_lo, y_hi]]; a given
+    window comes back as it is; ``centre`` is required for an automatic one."""
+    if isinstance(spec, dict):
+        if centre is None:
+            raise ValueError("this frame's centre is automatic: the centre file is required")
+        return [
+            list(axis) for axis in concentric_window(spec["window0"], spec["factor"], spec["frame"], centre)
+        ]
+    return [list(axis) for axis in spec]
+
+
+def _axis_resolves(lo: float, hi: float, reach: float, resolution: int, dtype: str) -> bool:
+    """Bound form of the precision test: spacing against ulps at the largest |coordinate|."""
+    spacing = (hi - lo) / max(resolution - 1, 1)
+    coordinate_ulp = float(np.spacing(np.float64(reach)))
+    value_eps = float(np.finfo(np.dtype(dtype)).eps)  # relative spacing of 10**x
+    return spacing >= RESOLVING_ULPS * coordinate_ulp and math.log(10) * spacing >= RESOLVING_ULPS * value_eps
+
+
+def centre_region(window0, centre) -> list[tuple[float, float]]:
+    """Per axis, the interval the centre can lie in: the given point, or for
+    ``auto`` the central half of window0."""
+    if centre == "auto":
+        return [((3 * lo + hi) / 4, (lo + 3 * hi) / 4) for lo, hi in window0]
+    if centre is None:
+        return [((lo + hi) / 2,) * 2 for lo, hi in window0]
+    return [(float(c), float(c)) for c in centre]
+
+
+def frame_resolves(window0, factor: float, frame: int, centre, resolution: int, dtype: str) -> bool:
+    """True when frame ``frame`` resolves neighbouring pixels wherever its centre
+    may lie (``centre``: [x, y], None for window0's centre, or "auto")."""
+    shrink = float(factor) ** frame
+    for (lo, hi), (c_lo, c_hi) in zip(window0, centre_region(window0, centre)):
+        half = (hi - lo) / 2 / shrink
+        reach = max(abs(c_lo), abs(c_hi)) + half
+        if not _axis_resolves(c_lo - half, c_lo + half, reach, resolution, dtype):
+            return False
+        if centre != "auto" and not axis_resolves_pixels(c_lo - half, c_lo + half, resolution, dtype):
+            return False
+    return True
+
+
+def max_frames(window0, factor: float, centre, resolution: int, dtype: str, limit: int = 2000) -> int:
+    """How many frames (0, 1, ...) of a sequence resolve; 0 when not even frame 0 does."""
+    frames = 0
+    while frames < limit and frame_resolves(window0, factor, frames, centre, resolution, dtype):
+        frames += 1
+    return frames
+
+
+def depth_decades(factor: float, frame: int) -> float:
+    """How many decades narrower than frame 0 frame ``frame`` is."""
+    return frame * math.log10(factor)
 
 
 def shard_count(resolution: int, shard_size: int) -> int:
