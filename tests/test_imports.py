@@ -22,6 +22,7 @@ LAYER0 = {
     "trainability.dimension",
     "trainability.scoring",
     "trainability.agreement",
+    "trainability.centre",
 }
 THIRD_PARTY_IN_LAYER0 = {"numpy"}
 BACKENDS = {

@@ -1,7 +1,8 @@
 rule merge:
     """Assemble a frame's shards into one grid file with its axes and provenance."""
     input:
-        shard_files,
+        unpack(centre_file),
+        shards=shard_files,
     output:
         GRID,
     log:

@@ -1,7 +1,7 @@
 rule train_shard:
     """Train every pixel of one shard in one batched run (kernels: trainability.kernels; GPU when present)."""
     input:
-        unpack(input_files),
+        unpack(frame_inputs),
     output:
         SHARD,
     log:

@@ -11,8 +11,12 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 params = snakemake.params
 resolution = params.training["resolution"]
-stats, shard_attrs = io.merge_shards(snakemake.input, statistics.STAT_FIELDS, resolution, params.shard_size)
-(x_lo, x_hi), (y_lo, y_hi) = params.window
+stats, shard_attrs = io.merge_shards(
+    snakemake.input.shards, statistics.STAT_FIELDS, resolution, params.shard_size
+)
+centre = io.read_json(snakemake.input.centre)["centre"] if "centre" in snakemake.input.keys() else None
+window = grid.resolve_window_spec(params.window, centre)
+(x_lo, x_hi), (y_lo, y_hi) = window
 devices = sorted(
     {a["device"]["device"] + " " + a["device"].get("gpu", a["device"]["processor"]) for a in shard_attrs}
 )
@@ -22,10 +26,10 @@ io.write_h5(
     attrs={
         "experiment": snakemake.wildcards.experiment,
         "frame": int(snakemake.wildcards.frame),
-        "window_log10": params.window,
+        "window_log10": window,
         "resolution": resolution,
         "shard_size": params.shard_size,
-        "n_shards": len(snakemake.input),
+        "n_shards": len(snakemake.input.shards),
         "training": params.training,
         "devices": devices,
         # Kernels agree to rounding only: a frame mixing them is flagged here.
@@ -44,4 +48,6 @@ if len(kernels) > 1:
         "shards of this frame come from different kernels %s: they agree to rounding, not bit for bit",
         sorted(kernels),
     )
-logging.info("merged %d shards into %s (devices: %s)", len(snakemake.input), snakemake.output[0], devices)
+logging.info(
+    "merged %d shards into %s (devices: %s)", len(snakemake.input.shards), snakemake.output[0], devices
+)

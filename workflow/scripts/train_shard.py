@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from trainability import faults, grid, io, kernels, problem
+from trainability import faults, grid, io, kernels, problem, training
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -39,10 +39,10 @@ shared = problem.build_problem(settings["model"], settings["data"], settings["tr
 # An explicit kernel that cannot run here stops the job, naming the reason.
 kernel = kernels.select_kernel(shared, settings["training"]["dtype"], device, params.kernel)
 log.info("kernel: %s (config: %s)", kernel, params.kernel)
-x, y = grid.pixel_coordinates(params.window, resolution, start, stop)
-learning_rates, offsets = problem.per_layer_learning_rates(
-    x, y, settings["phase_space"]["kind"], len(shared.weights)
-)
+# An automatic centre comes from its file; a given window is used as it is.
+centre = io.read_json(snakemake.input.centre)["centre"] if "centre" in snakemake.input.keys() else None
+window = grid.resolve_window_spec(params.window, centre)
+x, y = grid.pixel_coordinates(window, resolution, start, stop)
 
 began = time.monotonic()
 last_report = [began]
@@ -57,18 +57,8 @@ def progress(done, total):
         log.info("%5.1f%%  %.3g pixel-steps/s  eta %.0f s", 100 * done / total, rate, eta)
 
 
-stats = kernels.train_pixels(
-    shared,
-    learning_rates,
-    offsets,
-    nonlinearity=settings["model"]["nonlinearity"],
-    steps=settings["training"]["steps"],
-    offset_mode=settings["phase_space"]["offset_mode"],
-    dtype=settings["training"]["dtype"],
-    device=device,
-    first_pixel=start,
-    progress=progress,
-    kernel=kernel,
+stats = training.train_points(
+    shared, settings, x, y, device=device, kernel=kernel, first_pixel=start, progress=progress
 )
 elapsed = time.monotonic() - began
 log.info("trained %d pixels in %.1f s", stop - start, elapsed)
@@ -82,7 +72,7 @@ io.write_h5(
         "shard": shard,
         "first_pixel": start,
         "n_pixels": stop - start,
-        "window": params.window,
+        "window": window,
         "training": settings,
         "device": kernels.describe_device(device),
         "kernel": kernel,

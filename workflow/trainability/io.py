@@ -159,3 +159,8 @@ def write_json(path: str | Path, obj) -> None:
         with open(tmp, "w") as fh:
             json.dump(obj, fh, indent=2, sort_keys=True)
             fh.write("\n")
+
+
+def read_json(path: str | Path):
+    with open(path) as fh:
+        return json.load(fh)

@@ -1,0 +1,25 @@
+rule find_centre:
+    """The automatic centre of a zoom sequence (zoom.centre: auto): descend with pilot
+    frames to the deepest frame the dtype resolves, then pin a boundary point by
+    bisection (trainability/centre.py). Every frame's window is computed from it."""
+    input:
+        unpack(input_files),
+    output:
+        CENTRE,
+    log:
+        "logs/{experiment}/find_centre.log",
+    conda:
+        "../../envs/trainability.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=2000,
+        runtime=60,
+    params:
+        training=training_params,
+        search=centre_search,
+        kernel=config.get("kernel", "auto"),
+        history=lambda wc: CENTRE_HISTORY.format(experiment=wc.experiment),
+        results_version=trainability.RESULTS_VERSION,
+    script:
+        "../scripts/find_centre.py"

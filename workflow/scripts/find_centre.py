@@ -1,0 +1,84 @@
+"""Snakemake adapter: find the automatic centre of a zoom sequence (trainability.centre)."""
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from trainability import centre, grid, io, kernels, training
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+log = logging.getLogger("find_centre")
+
+search = snakemake.params.search
+torch.set_num_threads(snakemake.threads)
+device = kernels.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
+converged, kernel = training.converged_function(snakemake.params.training, device, snakemake.params.kernel)
+log.info(
+    "descending %d levels with %d^2 pilot frames (factor %g), kernel %s on %s",
+    search["depth"],
+    search["pilot_resolution"],
+    search["factor"],
+    kernel,
+    device,
+)
+began = time.monotonic()
+try:
+    found = centre.find_centre(
+        converged,
+        search["window0"],
+        search["factor"],
+        search["depth"],
+        search["pilot_resolution"],
+        search["tolerance"],
+    )
+except centre.NoBoundary as err:
+    raise SystemExit(f"experiment {snakemake.wildcards.experiment}: {err}") from None
+elapsed = time.monotonic() - began
+for level in found.levels:
+    log.info("frame %2d: centre %s, %d edge pixels", level.frame, level.centre, level.edges)
+frame_pixels = search["resolution"] ** 2 * search["depth"]
+log.info(
+    "centre %r after %d pilot pixels in %.1f s (%.2f%% of the pixels of %d frames)",
+    found.centre,
+    found.pixels_trained,
+    elapsed,
+    100 * found.pixels_trained / frame_pixels,
+    search["depth"],
+)
+
+# Every frame's pixels must stay distinct about the centre actually found.
+for frame in range(search["depth"]):
+    window = grid.concentric_window(search["window0"], search["factor"], frame, found.centre)
+    for (lo, hi), axis in zip(window, "xy"):
+        if not grid.axis_resolves_pixels(lo, hi, search["resolution"], search["dtype"]):
+            raise SystemExit(f"frame {frame}: axis {axis} does not resolve {search['resolution']} pixels")
+
+# A centre that differs from the last one found for this experiment moves every frame.
+history = Path(snakemake.params.history)
+previous = json.loads(history.read_text().splitlines()[-1])["centre"] if history.is_file() else None
+if previous is not None and previous != list(found.centre):
+    log.warning(
+        "the centre moved from %r: every frame of this sequence is recomputed about the new one", previous
+    )
+history.parent.mkdir(parents=True, exist_ok=True)
+with open(history, "a") as fh:
+    fh.write(json.dumps({"centre": list(found.centre), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+
+io.write_json(
+    snakemake.output[0],
+    {
+        "experiment": snakemake.wildcards.experiment,
+        **found.to_dict(),
+        "search": search,
+        "kernel": kernel,
+        "device": kernels.describe_device(device),
+        "seconds": elapsed,
+        "versions": io.software_versions(),
+    },
+)
