@@ -271,6 +271,7 @@ TABLE_ROWS = [
         paper_dimension=1.66,
         resolution=1024,
         frames=8,
+        decades=7 * math.log10(2),
     ),
     dict(
         experiment="lm|mix",
@@ -281,6 +282,7 @@ TABLE_ROWS = [
         paper_dimension=None,
         resolution="512x512",
         frames=1,
+        decades=0.0,
     ),
 ]
 
@@ -298,13 +300,14 @@ def test_dimension_table_contents():
         "difference",
         "resolution",
         "frames",
+        "decades",
     ]
     assert rows[0]["ours"] == "1.6612" and rows[0]["paper"] == "1.66"
     assert float(rows[0]["difference"]) == pytest.approx(0.0012)
     assert rows[1]["paper"] == "" and rows[1]["difference"] == ""
     lines = md_text.strip().splitlines()
     assert lines[0].startswith("| experiment | condition | ours | spread")
-    assert "| tanh_full | tanh full batch | 1.66 | 1.60–1.71 | 1.66 | +0.00 | 1024×1024 | 8 |" in lines
+    assert "| tanh_full | tanh full batch | 1.66 | 1.60–1.71 | 1.66 | +0.00 | 1024×1024 | 8 | 2.1 |" in lines
     assert "lm\\|mix" in lines[3] and "—" in lines[3]
 
 

@@ -23,6 +23,7 @@ for panel, dim_path in zip(snakemake.params.panels, snakemake.input.dimensions):
             paper_dimension=panel["paper_dimension"],
             resolution=panel["resolution"],
             frames=panel["frames"],
+            decades=panel["decades"],
         )
     )
 tables.write_dimension_table(rows, snakemake.output.csv, snakemake.output.md)

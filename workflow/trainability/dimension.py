@@ -173,3 +173,54 @@ def fractal_dimension(
         return DimensionEstimate(np.nan, np.nan, np.nan, 0, counts)
     q25, median, q75 = np.percentile(slopes, [25, 50, 75])
     return DimensionEstimate(float(median), float(q25), float(q75), int(slopes.size), counts)
+
+
+@dataclass
+class FrameSlopes:
+    """Spread of the finite local slopes of one frame of a zoom sequence."""
+
+    median: float
+    q25: float
+    q75: float
+    min: float
+    max: float
+    n_slopes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form; NaN becomes None."""
+        spread = {k: _json_float(getattr(self, k)) for k in ("median", "q25", "q75", "min", "max")}
+        return {**spread, "n_slopes": int(self.n_slopes)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FrameSlopes:
+        def num(x: float | None) -> float:
+            return np.nan if x is None else float(x)
+
+        spread = {k: num(data[k]) for k in ("median", "q25", "q75", "min", "max")}
+        return cls(**spread, n_slopes=int(data["n_slopes"]))
+
+
+def frame_slope_summary(estimate: DimensionEstimate) -> list[FrameSlopes]:
+    """Per frame of ``estimate``, in frame order: the spread of its finite local slopes.
+
+    Each frame's median, quartiles, min and max are over that frame's own
+    local slopes only (the sequence's dimension, ``estimate.median``, pools
+    the slopes of all frames, so it is not the median of these medians).
+    Quartiles use ``np.percentile``'s default (linear) interpolation, as
+    :func:`fractal_dimension`. A frame without finite slopes gets NaN
+    throughout and ``n_slopes`` 0.
+    """
+    summaries = []
+    for bc in estimate.box_counts:
+        slopes = np.asarray(bc.slopes, dtype=float)
+        slopes = slopes[np.isfinite(slopes)]
+        if slopes.size == 0:
+            summaries.append(FrameSlopes(np.nan, np.nan, np.nan, np.nan, np.nan, 0))
+            continue
+        q25, median, q75 = np.percentile(slopes, [25, 50, 75])
+        summaries.append(
+            FrameSlopes(
+                float(median), float(q25), float(q75), float(slopes.min()), float(slopes.max()), slopes.size
+            )
+        )
+    return summaries

@@ -23,6 +23,7 @@ CSV_COLUMNS = (
     "difference",
     "resolution",
     "frames",
+    "decades",
 )
 MARKDOWN_COLUMNS = (
     "experiment",
@@ -33,6 +34,7 @@ MARKDOWN_COLUMNS = (
     "difference",
     "resolution",
     "frames",
+    "decades",
 )
 
 
@@ -52,9 +54,10 @@ def dimension_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
 
     Each row: ``experiment``, ``title``, ``dimension``, ``q25``, ``q75``,
     ``paper_dimension`` (None when the paper has none), ``resolution``,
-    ``frames``. ``difference`` is ours minus the paper's. The CSV keeps the
-    quartiles in separate columns and more digits; the Markdown shows them as
-    one spread column.
+    ``frames``, ``decades`` (the zoom the sequence spans, (frames - 1) *
+    log10(factor); 0 for a single frame). ``difference`` is ours minus the
+    paper's. The CSV keeps the quartiles in separate columns and more digits;
+    the Markdown shows them as one spread column and decades to one decimal.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -69,6 +72,7 @@ def dimension_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
         diff = None if ours is None or paper is None else ours - paper
         resolution = row.get("resolution")
         frames = row.get("frames")
+        decades = _finite(row.get("decades"))
         writer.writerow(
             [
                 row["experiment"],
@@ -80,6 +84,7 @@ def dimension_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
                 _fmt(diff, "+.4f"),
                 "" if resolution is None else resolution,
                 "" if frames is None else frames,
+                _fmt(decades, ".4f"),
             ]
         )
         spread = "" if q25 is None or q75 is None else f"{q25:.2f}–{q75:.2f}"
@@ -96,6 +101,7 @@ def dimension_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
             _fmt(diff, "+.2f") or "—",
             shown_resolution,
             "" if frames is None else str(frames),
+            _fmt(decades, ".1f"),
         ]
         md.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return buffer.getvalue(), "\n".join(md) + "\n"
