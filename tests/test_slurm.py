@@ -255,7 +255,17 @@ def test_every_shard_ran_as_its_own_slurm_job_with_a_gpu(runs):
         for tres in ("ReqTRES", "AllocTRES"):
             assert "gres/gpu=1" in job[tres] and "gres/gpu:a100=1" in job[tres], job
     others = [j for j in jobs if j["rule"] != "train_shard"]
-    assert {j["rule"] for j in others} == {"merge", "score", "dimension", "figures"}
+    # offset_minibatch is a 2-frame sequence: its pictures, strip, depth figure and video too.
+    assert {j["rule"] for j in others} == {
+        "merge",
+        "score",
+        "dimension",
+        "figures",
+        "frame_images",
+        "zoom_strip",
+        "dimension_depth",
+        "video",
+    }
     for job in others:
         assert job["State"] == "COMPLETED" and job["Partition"] == "debug", job
         assert "gres/gpu" not in job["ReqTRES"], job

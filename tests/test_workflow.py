@@ -149,7 +149,8 @@ def test_rerun_only_what_changed(finished_run, tmp_path):
     assert experiments == {"offset_minibatch"}
     counts = Counter(rule for rule, _ in jobs)
     assert counts["train_shard"] == 2 * 2  # 2 frames x 2 shards
-    assert set(counts) - AGGREGATES == {"train_shard", "merge", "score", "dimension", "figures"}
+    sequence = {"frame_images", "zoom_strip", "dimension_depth", "video"}  # a 2-frame sequence
+    assert set(counts) - AGGREGATES == {"train_shard", "merge", "score", "dimension", "figures", *sequence}
 
     # A new experiment: only its jobs, plus the aggregates that list it.
     config["experiments"]["offset_minibatch"]["training"]["steps"] = 25
@@ -224,3 +225,18 @@ def test_the_workflow_refuses_an_explicit_kernel_before_any_job(tmp_path, monkey
     # Jobs restricted to the CPU: the C kernel runs it, so the plan goes ahead.
     monkeypatch.setenv("TRAINABILITY_DEVICE", "cpu")
     assert sum(rule == "train_shard" for rule, _ in planned_jobs(workdir)) == 4
+
+
+def test_a_sequence_about_the_window_middle_off_the_boundary_only_warns(finished_run):
+    """offset_minibatch zooms into its window's middle (no centre given): a frame without
+    boundary there is recorded and logged, not an error (a given or auto centre is)."""
+    data = json.loads((finished_run / "results/offset_minibatch/dimension.json").read_text())
+    expected = []
+    for frame in range(2):
+        scores, _ = io.read_h5(finished_run / f"results/offset_minibatch/frame{frame}/scores.h5")
+        edges = dimension.edge_map(scores["convergence"])  # 9 x 9: the middle quarter is 2 x 2
+        if not edges[3:5, 3:5].any():
+            expected.append(frame)
+    assert data["frames_off_boundary"] == expected
+    log = (finished_run / "logs/offset_minibatch/dimension.log").read_text()
+    assert ("hold no boundary in their central region" in log) == bool(expected)

@@ -49,6 +49,15 @@ def frames(name):
     return range(EXPERIMENTS[name]["zoom"]["frames"])
 
 
+def is_sequence(name):
+    """A zoom sequence (more than one frame) gets its strip, video and dimension-vs-depth figure."""
+    return EXPERIMENTS[name]["zoom"]["frames"] > 1
+
+
+def auto_centre(name):
+    return EXPERIMENTS[name]["zoom"]["centre"] == "auto"
+
+
 def n_shards(name):
     g = EXPERIMENTS[name]["grid"]
     return tgrid.shard_count(g["resolution"], g["shard_size"])
@@ -62,15 +71,27 @@ SHARD = "results/{experiment}/frame{frame}/shards/shard{shard}.h5"
 GRID = "results/{experiment}/frame{frame}/grid.h5"
 SCORES = "results/{experiment}/frame{frame}/scores.h5"
 DIMENSION = "results/{experiment}/dimension.json"
+CENTRE = "results/{experiment}/centre.json"
+CENTRE_HISTORY = "logs/{experiment}/centre_history.jsonl"
+FRAME_IMAGE = "results/{experiment}/frame{frame}/landscape.png"
+FRAME_PANEL = "results/{experiment}/frame{frame}/panel.png"
+ZOOM_STRIP_PDF = "results/{experiment}/figures/zoom_strip.pdf"
+ZOOM_STRIP_PNG = "results/{experiment}/figures/zoom_strip.png"
+DIMENSION_DEPTH_PDF = "results/{experiment}/figures/dimension_vs_depth.pdf"
+DIMENSION_DEPTH_PNG = "results/{experiment}/figures/dimension_vs_depth.png"
+ZOOM_VIDEO = "results/{experiment}/figures/zoom.mp4"
 LANDSCAPE_PDF = "results/{experiment}/figures/landscape.pdf"
 LANDSCAPE_PNG = "results/{experiment}/figures/landscape.png"
 BOXCOUNT_PDF = "results/{experiment}/figures/boxcount.pdf"
 BOXCOUNT_PNG = "results/{experiment}/figures/boxcount.png"
-SIX_PANEL_PDF = "results/summary/six_panel.pdf"
-SIX_PANEL_PNG = "results/summary/six_panel.png"
-DIMENSION_TABLE_CSV = "results/summary/dimension_table.csv"
-DIMENSION_TABLE_MD = "results/summary/dimension_table.md"
+# A config may name its summary (summary.name), so that two configs' summaries never overwrite each other.
+SUMMARY_DIR = f"results/{config.get('summary', {}).get('name', 'summary')}"
+SIX_PANEL_PDF = os.path.join(SUMMARY_DIR, "six_panel.pdf")
+SIX_PANEL_PNG = os.path.join(SUMMARY_DIR, "six_panel.png")
+DIMENSION_TABLE_CSV = os.path.join(SUMMARY_DIR, "dimension_table.csv")
+DIMENSION_TABLE_MD = os.path.join(SUMMARY_DIR, "dimension_table.md")
 FIGURES = (LANDSCAPE_PDF, LANDSCAPE_PNG, BOXCOUNT_PDF, BOXCOUNT_PNG)
+SEQUENCE_FIGURES = (ZOOM_STRIP_PDF, ZOOM_STRIP_PNG, DIMENSION_DEPTH_PDF, DIMENSION_DEPTH_PNG, ZOOM_VIDEO)
 SUMMARY_OUTPUTS = (SIX_PANEL_PDF, SIX_PANEL_PNG, DIMENSION_TABLE_CSV, DIMENSION_TABLE_MD)
 
 
@@ -93,9 +114,25 @@ def experiment_grids(name):
     return expand(GRID, experiment=name, frame=frames(name))
 
 
+def frame_images(name):
+    """The native-resolution picture of each frame, in frame order."""
+    return expand(FRAME_IMAGE, experiment=name, frame=frames(name))
+
+
+def experiment_outputs(name):
+    """The figures `all` asks for: every experiment's, and a sequence's own."""
+    outputs = expand(FIGURES, experiment=name)
+    if is_sequence(name):
+        outputs += expand(SEQUENCE_FIGURES, experiment=name)
+        outputs += expand([FRAME_IMAGE, FRAME_PANEL], experiment=name, frame=frames(name))
+    return outputs
+
+
 def finished_outputs(name):
     """What a finished experiment has made; its archive refuses to go without these."""
-    outputs = expand([DIMENSION, *FIGURES], experiment=name)
+    outputs = expand(DIMENSION, experiment=name) + experiment_outputs(name)
+    if auto_centre(name):
+        outputs += expand(CENTRE, experiment=name)
     for frame in frames(name):
         outputs += expand([GRID, SCORES], experiment=name, frame=frame)
     return outputs
@@ -126,6 +163,18 @@ def input_files(wildcards):
     return files
 
 
+def centre_file(wildcards):
+    """The automatic centre a frame's window is computed from (none for a given centre)."""
+    if auto_centre(wildcards.experiment):
+        return {"centre": CENTRE.format(experiment=wildcards.experiment)}
+    return {}
+
+
+def frame_inputs(wildcards):
+    """A shard's inputs: the experiment's files and, for an automatic centre, the centre."""
+    return {**input_files(wildcards), **centre_file(wildcards)}
+
+
 # Params: only the values of *this* experiment that a rule uses, as plain
 # Python types; Snakemake compares them with the last run to decide reruns.
 def training_params(wildcards):
@@ -133,7 +182,51 @@ def training_params(wildcards):
 
 
 def frame_window(wildcards):
-    return tconfig.as_builtin(tgrid.frame_window(experiment(wildcards), int(wildcards.frame)))
+    """The frame's window, or for an automatic centre what it is computed from (grid.window_spec)."""
+    return tconfig.as_builtin(tgrid.window_spec(experiment(wildcards), int(wildcards.frame)))
+
+
+def centre_search(wildcards):
+    """Everything the automatic centre depends on besides training: not the number of
+    frames, so that adding frames never moves the centre (the search always descends
+    as deep as the dtype resolves)."""
+    exp = experiment(wildcards)
+    zoom, ps, res = exp["zoom"], exp["phase_space"], exp["grid"]["resolution"]
+    depth = max(zoom["max_frames"], 1)
+    deepest = tgrid.concentric_window((ps["x"], ps["y"]), zoom["factor"], depth - 1)
+    spacing = min(hi - lo for lo, hi in deepest) / max(res - 1, 1)
+    return tconfig.as_builtin(
+        {
+            "window0": [ps["x"], ps["y"]],
+            "factor": zoom["factor"],
+            "depth": depth,
+            "pilot_resolution": zoom["pilot_resolution"],
+            # The centre is pinned to an eighth of the deepest frame's pixel spacing.
+            "tolerance": spacing / 8,
+            "resolution": res,
+            "dtype": exp["training"]["dtype"],
+        }
+    )
+
+
+def sequence_params(wildcards):
+    """The depth of each frame of the sequence, in decades (for the dimension and its figures)."""
+    zoom = experiment(wildcards)["zoom"]
+    return {
+        "factor": zoom["factor"],
+        "decades": [tgrid.depth_decades(zoom["factor"], k) for k in frames(wildcards.experiment)],
+        "centre_on_boundary": zoom["centre_on_boundary"],
+    }
+
+
+def frame_params(wildcards):
+    exp, frame = experiment(wildcards), int(wildcards.frame)
+    return {
+        "title": exp["title"],
+        "phase_space": exp["phase_space"]["kind"],
+        "frame": frame,
+        "decades": tgrid.depth_decades(exp["zoom"]["factor"], frame),
+    }
 
 
 def grid_params(wildcards):
@@ -147,10 +240,10 @@ def panel_params(name):
             "experiment": name,
             "title": exp["title"],
             "phase_space": exp["phase_space"]["kind"],
-            "window": tgrid.frame_window(exp, 0),
             "paper_dimension": exp["paper_dimension"],
             "resolution": exp["grid"]["resolution"],
             "frames": exp["zoom"]["frames"],
+            "decades": tgrid.depth_decades(exp["zoom"]["factor"], exp["zoom"]["frames"] - 1),
         }
     )
 
@@ -188,8 +281,7 @@ def train_runtime(wildcards, attempt):
 
 
 def final_outputs():
-    figures = [path for name in EXPERIMENTS for path in expand(FIGURES, experiment=name)]
-    return figures + list(SUMMARY_OUTPUTS)
+    return [path for name in EXPERIMENTS for path in experiment_outputs(name)] + list(SUMMARY_OUTPUTS)
 
 
 def shard_size(wildcards):

@@ -1,5 +1,6 @@
 rule dimension:
-    """Box-counting dimension of the trainability boundary over all frames."""
+    """Box-counting dimension of the trainability boundary over all frames, per frame and
+    for the sequence. A sequence frame whose central region holds no boundary stops it."""
     input:
         score_files,
     output:
@@ -13,5 +14,6 @@ rule dimension:
         runtime=30,
     params:
         measure="convergence",
+        sequence=sequence_params,
     script:
         "../scripts/dimension.py"

@@ -10,11 +10,13 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 panel = snakemake.params.panel
-scores, _ = io.read_h5(snakemake.input.scores, ["convergence"])
+scores, attrs = io.read_h5(snakemake.input.scores, ["convergence"])
+# The window as trained (an automatic centre is known only from the data).
+window = attrs["window_log10"]
 figures.save_landscape(
     scores["convergence"],
-    panel["window"][0],
-    panel["window"][1],
+    window[0],
+    window[1],
     panel["phase_space"],
     panel["title"],
     snakemake.output.landscape_pdf,

@@ -13,14 +13,14 @@ panels = []
 for panel, scores_path, dim_path in zip(
     snakemake.params.panels, snakemake.input.scores, snakemake.input.dimensions
 ):
-    scores, _ = io.read_h5(scores_path, ["convergence"])
+    scores, attrs = io.read_h5(scores_path, ["convergence"])
     with open(dim_path) as fh:
         dim = json.load(fh)
     panels.append(
         dict(
             values=scores["convergence"],
-            x_bounds=panel["window"][0],
-            y_bounds=panel["window"][1],
+            x_bounds=attrs["window_log10"][0],
+            y_bounds=attrs["window_log10"][1],
             phase_space=panel["phase_space"],
             title=panel["title"],
             dimension=dim["median"],
