@@ -265,20 +265,38 @@ def test_validate_config_refuses_a_config_that_was_not_layered(tmp_path):
 # --- the shipped configs ---
 
 
-def test_paper_config_is_the_default_experiments_at_4096_squared():
+def test_figure1_config_is_the_default_experiments_at_4096_squared():
     defaults = load_config(REPO / "config/config.yaml")
     expected_raw = copy.deepcopy(defaults)
     for exp in expected_raw["experiments"].values():
         exp["grid"] = {"resolution": 4096, "shard_size": 1048576}
     expected = validate_config(expected_raw, REPO)
-    paper = layered_config(load_config(REPO / "config/paper.yaml"), REPO)
+    paper = layered_config(load_config(REPO / "config/figure1.yaml"), REPO)
     assert validate_config(paper, REPO) == expected
     assert set(expected) == DEFAULT_NAMES
     assert paper["kernel"] == defaults["kernel"]
 
 
-def test_paper_config_repeats_no_window():
-    text = (REPO / "config/paper.yaml").read_text()
+def test_paper_config_is_the_default_experiments_as_deep_zoom_sequences():
+    defaults = validate_config(load_config(REPO / "config/config.yaml"), REPO)
+    paper = validate_config(layered_config(load_config(REPO / "config/paper.yaml"), REPO), REPO)
+    assert set(paper) == DEFAULT_NAMES
+    for name, exp in paper.items():
+        # The same training, from the author's starting window, at 4096^2, to the float64 limit.
+        for section in ("model", "data", "training"):
+            assert exp[section] == defaults[name][section]
+        assert exp["phase_space"]["kind"] == defaults[name]["phase_space"]["kind"]
+        assert (exp["phase_space"]["x"], exp["phase_space"]["y"]) == ([-3, 6], [-3, 6])
+        assert exp["grid"]["resolution"] == 4096
+        assert exp["zoom"]["centre"] == "auto"
+        # Frame k is 9 / 2^k decades wide; float64 at 4096 px stops near 3.6e-12 (2 ulps of 3.75).
+        assert exp["zoom"]["frames"] == exp["zoom"]["max_frames"]
+        assert 40 <= exp["zoom"]["frames"] <= 44
+
+
+@pytest.mark.parametrize("path", ["config/paper.yaml", "config/figure1.yaml"])
+def test_paper_configs_repeat_no_window(path):
+    text = (REPO / path).read_text()
     raw = yaml.safe_load(text)
     assert "experiments" not in raw and raw["base"] == "config/config.yaml"
     for exp in load_config(REPO / "config/config.yaml")["experiments"].values():
@@ -341,8 +359,8 @@ def test_without_configfile_the_defaults_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_paper_config_plans_the_six_experiments_at_4096_squared(tmp_path):
-    jobs = plan(with_defaults(tmp_path), "--configfile", "config/paper.yaml")
+def test_figure1_config_plans_the_six_experiments_at_4096_squared(tmp_path):
+    jobs = plan(with_defaults(tmp_path), "--configfile", "config/figure1.yaml")
     # 4096^2 pixels in shards of 2^20 pixels: 16 training jobs per experiment.
     assert shards_per_experiment(jobs) == {name: 16 for name in DEFAULT_NAMES}
 
