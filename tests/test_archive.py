@@ -285,3 +285,73 @@ def test_provenance_is_built_from_what_the_adapter_read():
     assert record["report"] == archive.REPORT
     assert (record["file_count"], record["total_bytes"]) == (2, 15)
     assert json.loads(provenance.to_json_bytes(record)) == record
+
+
+def crafted_archive(path, members, manifest_names=()):
+    """A .tar.gz whose members are (name, kind, payload/linkname), with a manifest that lists
+    ``manifest_names`` (as an attacker would, so that the names look expected)."""
+    manifest = "".join(f"{hashlib.sha256(b'x').hexdigest()}  {name}\n" for name in manifest_names)
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        entries = [("top/" + archive.MANIFEST, "file", manifest.encode()), *members]
+        for name, kind, payload in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+                continue
+            info.type = {"symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE, "device": tarfile.CHRTYPE}[
+                kind
+            ]
+            info.linkname = payload
+            tar.addfile(info)
+    return path
+
+
+@pytest.mark.parametrize(
+    "members,listed,reason",
+    [
+        ([("/evil", "file", b"x")], ["/evil"], "absolute path"),
+        ([("top/f1/../../evil", "file", b"x")], ["f1/../../evil"], "'..' in the path"),
+        ([("../evil", "file", b"x")], ["evil"], "'..' in the path"),
+        ([("top/link", "symlink", "/etc/passwd")], ["link"], "symbolic link"),
+        ([("top/hard", "hardlink", "top/MANIFEST.sha256")], ["hard"], "hard link"),
+        ([("top/dev", "device", "")], ["dev"], "device"),
+        ([("top/./x", "file", b"x")], ["x"], "not a plain relative path"),
+        ([("other/x", "file", b"x")], ["x"], "more than one top directory"),
+    ],
+)
+def test_verify_rejects_crafted_archives_before_reading_them(tmp_path, members, listed, reason):
+    tarball = crafted_archive(tmp_path / "crafted.tar.gz", members, listed)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = archive.verify(tarball)
+    assert not result.ok and any(reason in e for e in result.errors), result.errors
+    assert result.checked == 0  # no file's content was hashed
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written anywhere
+    assert not Path("/evil").exists()
+    # The command says FAILED with the reason and exits 1.
+    out = subprocess.run(
+        [sys.executable, "-m", "trainability.cli", "verify-archive", str(tarball)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and "FAILED" in out.stdout and reason in out.stdout
+
+
+def test_verify_rejects_files_the_manifest_does_not_list(tmp_path):
+    tarball = crafted_archive(tmp_path / "extra.tar.gz", [("top/unlisted.h5", "file", b"x")], [])
+    result = archive.verify(tarball)
+    assert result.extra == ["unlisted.h5"] and result.checked == 0
+
+
+def test_a_linked_folder_in_an_extracted_archive_is_an_error(archived, tmp_path):
+    workdir = archived[0]
+    with tarfile.open(workdir / ARCHIVE) as tar:
+        tar.extractall(tmp_path, filter="data")
+    top = tmp_path / NAME
+    assert archive.verify(top).ok
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not part of the archive")
+    (top / "linked").symlink_to(outside, target_is_directory=True)
+    result = archive.verify(top)
+    assert not result.ok and any("linked: a linked folder" in e for e in result.errors), result.errors

@@ -142,50 +142,77 @@ def verify(path: str | Path) -> Verification:
     return _verify_tarball(path)
 
 
+def unsafe_member_reason(member: tarfile.TarInfo) -> str | None:
+    """Why a member must not be in an archive of ours (extracting it could write outside
+    its folder, or it is not plain data), or None. Checks the header only."""
+    name = member.name
+    parts = name.rstrip("/").split("/")
+    if name.startswith("/"):
+        return "absolute path"
+    if ".." in parts:
+        return "'..' in the path"
+    if any(part in ("", ".") for part in parts) or "\\" in name or "\n" in name:
+        return "not a plain relative path"
+    if member.issym() or member.islnk():
+        return f"a {'symbolic' if member.issym() else 'hard'} link (to {member.linkname!r})"
+    if not (member.isfile() or member.isdir()):
+        return "not a regular file or directory (device, FIFO or other special file)"
+    return None
+
+
 def _verify_tarball(path: Path) -> Verification:
-    hashes: dict[str, str] = {}
-    manifest_text = None
-    errors = []
-    top = None
+    """Headers first: any unsafe member, or a file the manifest does not list, fails the
+    archive before any file's content is read (nothing is ever extracted)."""
     try:
         with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                parts = Path(member.name).parts
-                if not parts:
-                    continue
-                if top is None:
-                    top = parts[0]
-                if parts[0] != top:
-                    errors.append(f"{member.name}: outside the archive's top directory {top}/")
-                    continue
-                if member.isdir():
-                    continue
-                name = "/".join(parts[1:])
-                if not member.isfile():
-                    errors.append(f"{name}: not a regular file (links are not allowed)")
-                    continue
-                fh = tar.extractfile(member)
-                if name == MANIFEST:
-                    manifest_text = fh.read().decode("utf-8", "replace")
-                    continue
-                if name in hashes:
-                    errors.append(f"{name}: appears twice in the archive")
-                hashes[name] = sha256_stream(fh)
+            members = tar.getmembers()
+            errors = [f"{m.name!r}: {reason}" for m in members if (reason := unsafe_member_reason(m))]
+            tops = sorted({m.name.split("/")[0] for m in members})
+            if len(tops) > 1:
+                errors.append(f"more than one top directory: {tops}")
+            if errors:
+                return Verification(errors=errors)
+            files = {"/".join(m.name.split("/")[1:]): m for m in members if m.isfile()}
+            if len(files) != sum(m.isfile() for m in members):
+                names = [m.name for m in members if m.isfile()]
+                twice = sorted({n for n in names if names.count(n) > 1})
+                return Verification(errors=[f"{n}: appears twice in the archive" for n in twice])
+            if MANIFEST not in files:
+                return Verification(errors=[f"no {MANIFEST} in the archive"])
+            manifest_text = tar.extractfile(files.pop(MANIFEST)).read().decode("utf-8", "replace")
+            try:
+                listed = parse_manifest(manifest_text)
+            except ValueError as err:
+                return Verification(errors=[str(err)])
+            if extra := sorted(set(files) - set(listed)):
+                return Verification(checked=0, extra=extra)
+            hashes = {name: sha256_stream(tar.extractfile(member)) for name, member in files.items()}
     except (OSError, tarfile.TarError, EOFError) as err:
         return Verification(errors=[f"cannot read {path}: {err}"])
-    return _finish(manifest_text, hashes, errors)
+    return _finish(manifest_text, hashes, [])
 
 
 def _verify_directory(path: Path) -> Verification:
+    """Walks the folder without following links; a link anywhere (file or folder) is an error."""
+    if path.is_symlink():
+        return Verification(errors=[f"{path}: a symbolic link, not the extracted folder"])
     if not (path / MANIFEST).is_file():
         subdirs = [p for p in path.iterdir() if p.is_dir() and (p / MANIFEST).is_file()]
         if len(subdirs) == 1:
             path = subdirs[0]
+            if path.is_symlink():
+                return Verification(errors=[f"{path}: a symbolic link, not the extracted folder"])
     manifest_path = path / MANIFEST
+    if manifest_path.is_symlink():
+        return Verification(errors=[f"{MANIFEST}: not a regular file (links are not allowed)"])
     manifest_text = manifest_path.read_text() if manifest_path.is_file() else None
     hashes, errors = {}, []
     for root, dirs, files in os.walk(path):
         dirs.sort()
+        for dname in list(dirs):
+            if (Path(root) / dname).is_symlink():
+                errors.append(f"{(Path(root) / dname).relative_to(path).as_posix()}: a linked folder")
+                dirs.remove(dname)
         for fname in sorted(files):
             full = Path(root) / fname
             name = full.relative_to(path).as_posix()
