@@ -299,3 +299,64 @@ def test_workflow_refuses_bad_config_before_any_job(tmp_path):
     assert "experiments.tanh_small.model.nonlinearity: 'swish' is not one of" in output
     assert "experiments.tanh_small.grid.shard_size: 0 is less than the minimum of 1" in output
     assert not (workdir / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "path,value",
+    [
+        ("grid.resolution", 12.0),
+        ("training.steps", 30.0),
+        ("model.width", 4.0),
+        ("training.batch", 3.0),
+        ("zoom.frames", 2.0),
+    ],
+)
+def test_an_integer_field_refuses_a_float_naming_the_field(path, value):
+    config = with_change(path, value)
+    if path == "zoom.frames":
+        config = with_change("zoom", {"frames": value})
+    message = problems_of(config)
+    assert f"experiments.exp.{path}" in message, message
+
+
+@pytest.mark.parametrize(
+    "change,field,allowed",
+    [
+        ({"training": {"steps": 10, "batch": 3, "minibatch_seed": 1}}, None, None),  # fine: 3 <= 20 points
+        (
+            {"training": {"steps": 10, "batch": 21, "minibatch_seed": 1}},
+            "training.batch",
+            "allowed: 1..20 or full",
+        ),
+        ({"training": {"steps": 10, "minibatch_seed": 1}}, "training.minibatch_seed", "batch is 'full'"),
+        (
+            {"phase_space": {"kind": "lr_vs_lr", "x": [300, 400], "y": [-1, 1]}},
+            "phase_space.x",
+            "between -308",
+        ),
+        (
+            {
+                "training": {"steps": 10, "dtype": "float32"},
+                "phase_space": {"kind": "lr_vs_lr", "x": [30, 40], "y": [-1, 1]},
+            },
+            "phase_space.x",
+            "between -38",
+        ),
+    ],
+)
+def test_values_that_used_to_pass_silently(change, field, allowed, recwarn):
+    config = copy.deepcopy(GOOD)
+    config["experiments"]["exp"].update(change)
+    if field is None:
+        validate_config(config)
+        return
+    message = problems_of(config)
+    assert f"experiments.exp.{field}" in message and allowed in message, message
+    assert not [w for w in recwarn if "overflow" in str(w.message)], "no numpy overflow warnings"
+
+
+def test_size_with_an_init_file_is_refused(tmp_path):
+    config = init_config(tmp_path, good_arrays())
+    config["experiments"]["exp"]["data"]["size"] = 7
+    message = problems_of(config, tmp_path)
+    assert "experiments.exp.data.size: given with data.init_file" in message

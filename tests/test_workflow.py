@@ -240,3 +240,21 @@ def test_a_sequence_about_the_window_middle_off_the_boundary_only_warns(finished
     assert data["frames_off_boundary"] == expected
     log = (finished_run / "logs/offset_minibatch/dimension.log").read_text()
     assert ("hold no boundary in their central region" in log) == bool(expected)
+
+
+@pytest.mark.parametrize(
+    "target,expected",
+    [
+        ("results/nosuch/frame0/grid.h5", "no experiment 'nosuch' in the config; experiments: ["),
+        ("results/tanh_small/frame5/grid.h5", "experiment 'tanh_small' has frames 0..0 (zoom.frames: 1)"),
+        (
+            "results/offset_minibatch/frame2/scores.h5",
+            "has frames 0..1 (zoom.frames: 2); there is no frame 2",
+        ),
+    ],
+)
+def test_a_target_outside_the_config_names_what_exists(finished_run, target, expected):
+    result = snakemake(finished_run, "--dry-run", target, check=False)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0 and expected in text, text[-3000:]
+    assert "KeyError" not in text

@@ -41,25 +41,39 @@ except tconfig.ConfigError as err:
 SUMMARY = tconfig.summary_experiments(config)
 
 
+def experiment_named(name):
+    """The resolved experiment; a target outside the config stops, naming what exists."""
+    if name not in EXPERIMENTS:
+        raise WorkflowError(f"no experiment {name!r} in the config; experiments: {sorted(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
 def experiment(wildcards):
-    return EXPERIMENTS[wildcards.experiment]
+    exp = experiment_named(wildcards.experiment)
+    if "frame" in wildcards.keys() and int(wildcards.frame) >= exp["zoom"]["frames"]:
+        n = exp["zoom"]["frames"]
+        raise WorkflowError(
+            f"experiment {wildcards.experiment!r} has frames 0..{n - 1} (zoom.frames: {n}); "
+            f"there is no frame {wildcards.frame}"
+        )
+    return exp
 
 
 def frames(name):
-    return range(EXPERIMENTS[name]["zoom"]["frames"])
+    return range(experiment_named(name)["zoom"]["frames"])
 
 
 def is_sequence(name):
     """A zoom sequence (more than one frame) gets its strip, video and dimension-vs-depth figure."""
-    return EXPERIMENTS[name]["zoom"]["frames"] > 1
+    return experiment_named(name)["zoom"]["frames"] > 1
 
 
 def auto_centre(name):
-    return EXPERIMENTS[name]["zoom"]["centre"] == "auto"
+    return experiment_named(name)["zoom"]["centre"] == "auto"
 
 
 def n_shards(name):
-    g = EXPERIMENTS[name]["grid"]
+    g = experiment_named(name)["grid"]
     return tgrid.shard_count(g["resolution"], g["shard_size"])
 
 
@@ -145,6 +159,7 @@ def archived(wildcards):
 
 
 def shard_files(wildcards):
+    experiment(wildcards)  # the frame exists
     return frame_shards(wildcards.experiment, wildcards.frame)
 
 
@@ -234,7 +249,7 @@ def grid_params(wildcards):
 
 
 def panel_params(name):
-    exp = EXPERIMENTS[name]
+    exp = experiment_named(name)
     return tconfig.as_builtin(
         {
             "experiment": name,

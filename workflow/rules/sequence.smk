@@ -52,7 +52,7 @@ rule zoom_strip:
         mem_mb=8000,
         runtime=30,
     params:
-        title=lambda wc: EXPERIMENTS[wc.experiment]["title"],
+        title=lambda wc: experiment_named(wc.experiment)["title"],
         depths=lambda wc: sequence_params(wc)["decades"],
     script:
         "../scripts/zoom_strip.py"
@@ -78,8 +78,8 @@ rule dimension_depth:
         mem_mb=2000,
         runtime=30,
     params:
-        title=lambda wc: EXPERIMENTS[wc.experiment]["title"],
-        paper_dimension=lambda wc: EXPERIMENTS[wc.experiment]["paper_dimension"],
+        title=lambda wc: experiment_named(wc.experiment)["title"],
+        paper_dimension=lambda wc: experiment_named(wc.experiment)["paper_dimension"],
     script:
         "../scripts/dimension_depth.py"
 
@@ -104,6 +104,6 @@ rule video:
         mem_mb=8000,
         runtime=120,
     params:
-        factor=lambda wc: EXPERIMENTS[wc.experiment]["zoom"]["factor"],
+        factor=lambda wc: experiment_named(wc.experiment)["zoom"]["factor"],
     script:
         "../scripts/video.py"

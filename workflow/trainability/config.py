@@ -5,16 +5,15 @@ and set fields of every experiment at once (`all_experiments`);
 layered_config turns it into a plain config without those keys.
 
 Validation happens in two passes, both before any job starts: the JSON
-schema (types, allowed values, ranges), then checks the schema cannot
-express (bounds ordered, init files readable and well-formed, a grid fine
-enough that float32 cannot tell neighbouring pixels apart). Every problem
-is reported with the experiment and field it concerns.
+schema (types, allowed values, ranges; an integer field takes integers
+only), then the checks the schema cannot express (trainability.experiment_checks:
+bounds, precision of every frame, files, contradicting fields). Every
+problem is reported with the experiment and field it concerns.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ import jsonschema
 import numpy as np
 import yaml
 
-from trainability import grid, problem
+from trainability import problem
+from trainability.experiment_checks import deepest_frames, semantic_problems
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 
@@ -66,8 +66,16 @@ def _field(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+# JSON Schema counts 12.0 as an integer; here an integer field takes integers only, so
+# that `resolution: 12.0` is refused naming its field instead of failing in a job.
+_STRICT_INTEGERS = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+)
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_STRICT_INTEGERS)
+
+
 def schema_problems(config: dict, schema: dict | None = None, prefix: tuple = ()) -> list[str]:
-    validator = jsonschema.Draft202012Validator(load_schema() if schema is None else schema)
+    validator = _Validator(load_schema() if schema is None else schema)
     problems = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
         where = _field((*prefix, *error.path))
@@ -230,88 +238,6 @@ def resolve_experiment(name: str, experiment: dict) -> dict:
     if "init_file" not in data:
         data["size"] = problem.dataset_size(data.get("size", "params"), exp["model"], data["target_dim"])
     return exp
-
-
-def deepest_frames(exp: dict) -> int:
-    """How many frames of exp's sequence the dtype resolves at its resolution (0: not frame 0)."""
-    ps, zoom = exp["phase_space"], exp["zoom"]
-    return grid.max_frames(
-        (ps["x"], ps["y"]),
-        zoom["factor"],
-        zoom["centre"],
-        exp["grid"]["resolution"],
-        exp["training"]["dtype"],
-    )
-
-
-def semantic_problems(name: str, exp: dict, workdir: Path) -> list[str]:
-    """Checks the schema cannot express; exp is resolved."""
-    where = f"experiments.{name}"
-    problems = []
-    ps = exp["phase_space"]
-    for axis in ("x", "y"):
-        lo, hi = ps[axis]
-        if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
-            problems.append(
-                f"{where}.phase_space.{axis}: bounds must be finite with min < max, got {[lo, hi]}"
-            )
-    if problems:
-        return problems
-
-    # Frame 0 must resolve neighbouring pixels, and so must every frame of a sequence.
-    res = exp["grid"]["resolution"]
-    dtype = exp["training"]["dtype"]
-    zoom = exp["zoom"]
-    for axis in ("x", "y"):
-        lo, hi = ps[axis]
-        if not grid.axis_resolves_pixels(lo, hi, res, dtype):
-            problems.append(
-                f"{where}.phase_space.{axis}: window {[lo, hi]} is too narrow for {res} pixels in "
-                f"{dtype}: neighbouring pixels get equal hyperparameters; "
-                + ("use dtype float64 or " if dtype != "float64" else "use ")
-                + "a wider window or a lower resolution"
-            )
-    if problems:
-        return problems
-    if zoom["centre"] != "auto":
-        for axis, c in zip(("x", "y"), zoom["centre"]):
-            lo, hi = ps[axis]
-            if not lo <= c <= hi:
-                problems.append(
-                    f"{where}.zoom.centre: {axis} = {c} lies outside the window {[lo, hi]} of "
-                    f"phase_space.{axis}; allowed: a point inside the window, or auto"
-                )
-    if not problems and zoom["frames"] > max(zoom["max_frames"], 1):
-        deepest = zoom["max_frames"]
-        decades = grid.depth_decades(zoom["factor"], deepest - 1)
-        problems.append(
-            f"{where}.zoom.frames: {zoom['frames']} frames are too many: at {res} pixels in {dtype}, "
-            f"neighbouring pixels of deeper frames get equal hyperparameters (too narrow); the deepest "
-            f"sequence from this window and factor {zoom['factor']:g} has {deepest} frames "
-            f"({decades:.1f} decades); allowed: 1..{deepest} or max"
-            + ("" if dtype == "float64" else " (float64 resolves deeper)")
-        )
-
-    data = exp["data"]
-    if "init_file" in data:
-        path = workdir / data["init_file"]
-        try:
-            problem.load_init_file(path, exp["model"], data.get("target_dim", 1))
-        except (OSError, ValueError, KeyError) as err:
-            problems.append(f"{where}.data.init_file: {err}")
-    batch = exp["training"]["batch"]
-    if "minibatch_file" in exp["training"]:
-        if batch == "full":
-            problems.append(f"{where}.training.minibatch_file: given but training.batch is 'full'")
-        else:
-            try:
-                n = problem.dataset_size_of(exp, workdir)
-                problem.load_minibatch_file(
-                    workdir / exp["training"]["minibatch_file"], exp["training"]["steps"], batch, n
-                )
-            except (OSError, ValueError) as err:
-                problems.append(f"{where}.training.minibatch_file: {err}")
-    return problems
 
 
 def validate_config(config: dict, workdir: str | Path = ".") -> dict[str, dict]:

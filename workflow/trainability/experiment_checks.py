@@ -1,0 +1,132 @@
+"""Checks of a resolved experiment that the JSON schema cannot express.
+
+Bounds ordered, finite and within the dtype's range once raised to 10**x;
+frame 0 and every zoom frame fine enough to resolve neighbouring pixels
+(trainability.grid); a given centre inside the window; init and minibatch
+files readable and consistent with the model; fields that contradict each
+other. Every problem names the experiment's field (``where``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from trainability import grid, problem
+
+
+def bounds_problems(where: str, exp: dict) -> list[str]:
+    """Window bounds that are not finite and ordered, or whose values 10**x overflow the dtype."""
+    problems = []
+    dtype = exp["training"]["dtype"]
+    top = math.log10(float(np.finfo(np.dtype(dtype)).max))
+    for axis in ("x", "y"):
+        lo, hi = exp["phase_space"][axis]
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+            problems.append(
+                f"{where}.phase_space.{axis}: bounds must be finite with min < max, got {[lo, hi]}"
+            )
+        elif max(abs(lo), abs(hi)) >= top:
+            problems.append(
+                f"{where}.phase_space.{axis}: 10**{max(abs(lo), abs(hi)):g} is outside the range of {dtype}; "
+                f"allowed: bounds (log10 units) between {-top:.2f} and {top:.2f}"
+            )
+    return problems
+
+
+def deepest_frames(exp: dict) -> int:
+    """How many frames of exp's sequence the dtype resolves at its resolution (0: not frame 0)."""
+    if bounds_problems("", exp):
+        return 0  # semantic_problems names them; nothing here may compute 10**x
+    ps, zoom = exp["phase_space"], exp["zoom"]
+    return grid.max_frames(
+        (ps["x"], ps["y"]),
+        zoom["factor"],
+        zoom["centre"],
+        exp["grid"]["resolution"],
+        exp["training"]["dtype"],
+    )
+
+
+def semantic_problems(name: str, exp: dict, workdir: Path) -> list[str]:
+    """Checks the schema cannot express; exp is resolved."""
+    where = f"experiments.{name}"
+    problems = []
+    ps = exp["phase_space"]
+    problems += bounds_problems(where, exp)
+    if problems:
+        return problems
+
+    # Frame 0 must resolve neighbouring pixels, and so must every frame of a sequence.
+    res = exp["grid"]["resolution"]
+    dtype = exp["training"]["dtype"]
+    zoom = exp["zoom"]
+    for axis in ("x", "y"):
+        lo, hi = ps[axis]
+        if not grid.axis_resolves_pixels(lo, hi, res, dtype):
+            problems.append(
+                f"{where}.phase_space.{axis}: window {[lo, hi]} is too narrow for {res} pixels in "
+                f"{dtype}: neighbouring pixels get equal hyperparameters; "
+                + ("use dtype float64 or " if dtype != "float64" else "use ")
+                + "a wider window or a lower resolution"
+            )
+    if problems:
+        return problems
+    if zoom["centre"] != "auto":
+        for axis, c in zip(("x", "y"), zoom["centre"]):
+            lo, hi = ps[axis]
+            if not lo <= c <= hi:
+                problems.append(
+                    f"{where}.zoom.centre: {axis} = {c} lies outside the window {[lo, hi]} of "
+                    f"phase_space.{axis}; allowed: a point inside the window, or auto"
+                )
+    if not problems and zoom["frames"] > max(zoom["max_frames"], 1):
+        deepest = zoom["max_frames"]
+        decades = grid.depth_decades(zoom["factor"], deepest - 1)
+        problems.append(
+            f"{where}.zoom.frames: {zoom['frames']} frames are too many: at {res} pixels in {dtype}, "
+            f"neighbouring pixels of deeper frames get equal hyperparameters (too narrow); the deepest "
+            f"sequence from this window and factor {zoom['factor']:g} has {deepest} frames "
+            f"({decades:.1f} decades); allowed: 1..{deepest} or max"
+            + ("" if dtype == "float64" else " (float64 resolves deeper)")
+        )
+
+    data = exp["data"]
+    if "init_file" in data:
+        path = workdir / data["init_file"]
+        try:
+            problem.load_init_file(path, exp["model"], data.get("target_dim", 1))
+        except (OSError, ValueError, KeyError) as err:
+            problems.append(f"{where}.data.init_file: {err}")
+    if "init_file" in data and "size" in data:
+        problems.append(
+            f"{where}.data.size: given with data.init_file, whose X sets the dataset size; "
+            f"allowed: one of the two"
+        )
+    batch = exp["training"]["batch"]
+    if "minibatch_seed" in exp["training"] and batch == "full":
+        problems.append(f"{where}.training.minibatch_seed: given but training.batch is 'full'")
+    if batch != "full":
+        try:
+            n = problem.dataset_size_of(exp, workdir)
+        except (OSError, ValueError, KeyError):
+            n = None  # the init_file problem is named above
+        if n is not None and batch > n:
+            problems.append(
+                f"{where}.training.batch: a minibatch of {batch} is larger than the dataset ({n} points); "
+                f"allowed: 1..{n} or full"
+            )
+    if "minibatch_file" in exp["training"]:
+        if batch == "full":
+            problems.append(f"{where}.training.minibatch_file: given but training.batch is 'full'")
+        else:
+            try:
+                n = problem.dataset_size_of(exp, workdir)
+                problem.load_minibatch_file(
+                    workdir / exp["training"]["minibatch_file"], exp["training"]["steps"], batch, n
+                )
+            except (OSError, ValueError) as err:
+                problems.append(f"{where}.training.minibatch_file: {err}")
+    return problems
