@@ -98,6 +98,21 @@ def test_quarantine_renames_and_never_deletes(tmp_path):
 # ----------------------------------------------------------------- workflow runs
 
 
+@pytest.mark.parametrize(
+    "argv,dry",
+    [
+        (["snakemake", "-n"], True),
+        (["snakemake", "--dry-run", "all"], True),
+        (["snakemake", "--dryrun"], True),
+        (["snakemake", "-np", "--cores", "2"], True),
+        (["snakemake", "--cores", "2", "--profile", "profiles/local"], False),
+        (["snakemake", "--configfile", "config/zoom.yaml", "-p"], False),
+    ],
+)
+def test_a_dry_run_is_recognised_from_the_command_line(argv, dry):
+    assert integrity.is_dry_run(argv) is dry
+
+
 @pytest.mark.slow
 def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
     workdir = prepare_workdir(tmp_path / "run", one_experiment_config())
@@ -115,6 +130,14 @@ def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
     damaged["shard2.h5"] = bytes(header)
     for name, data in damaged.items():
         shards[name].write_bytes(data)
+
+    # A dry run reports them and moves nothing.
+    dry = snakemake(workdir, GRID, "-n")
+    for name in damaged:
+        assert f"Damaged shard file {SHARDS}/{name}" in dry.stdout + dry.stderr
+        assert "a run (not a dry run) moves it aside" in dry.stdout + dry.stderr
+        assert shards[name].read_bytes() == damaged[name]
+    assert not list((workdir / SHARDS).glob("*.corrupt-*"))
 
     # The next run notices, moves both aside, remakes exactly those two and merges.
     result = snakemake(workdir, GRID)
@@ -149,7 +172,8 @@ def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
     result = snakemake(workdir, GRID)
     output = result.stdout + result.stderr
     assert f"Damaged shard file {SHARDS}/shard3.h5" in output
-    assert f"snakemake {SHARDS}/shard3.h5" in output
+    # The remake command is complete: this run's --configfile included.
+    assert f"snakemake --configfile {workdir / 'config.yaml'} {SHARDS}/shard3.h5" in output
     assert "Nothing to be done" in output
     assert (workdir / GRID).stat().st_mtime_ns == grid_stat.st_mtime_ns
     snakemake(workdir, f"{SHARDS}/shard3.h5")

@@ -41,12 +41,26 @@ if workflow.is_main_process:
         for frame in frames(name)
         for shard in frame_shards(name, frame)
     }
-    for _path, _moved, _problem in _integrity.quarantine_corrupt_shards(_grid_of):
+    # A dry run reports and moves nothing. Hints repeat the --configfile of this run.
+    _dry = _integrity.is_dry_run(sys.argv)
+    _configfiles = "".join(f" --configfile {f}" for f in workflow.overwrite_configfiles)
+    for _path, _moved, _problem in _integrity.quarantine_corrupt_shards(_grid_of, dry_run=_dry):
         if _grid_of[_path].exists():
-            _next = f"its frame was merged before (grid.h5 is kept); to remake it now: snakemake {_path}"
+            _next = (
+                f"its frame was merged before (grid.h5 is kept); to remake it now: "
+                f"snakemake{_configfiles} {_path}"
+            )
         else:
             _next = "it will be recomputed"
-        _logger.warning(f"Damaged shard file {_path} ({_problem}): moved aside to {_moved.name}; {_next}.")
+        if _dry:
+            _logger.warning(
+                f"Damaged shard file {_path} ({_problem}): a run (not a dry run) moves it aside to "
+                f"{_moved.name}; then {_next}."
+            )
+        else:
+            _logger.warning(
+                f"Damaged shard file {_path} ({_problem}): moved aside to {_moved.name}; {_next}."
+            )
 
 
 onstart:

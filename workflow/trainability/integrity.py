@@ -19,6 +19,7 @@ unfiltered data); the SHA-256 manifest of an archive covers those.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -93,12 +94,14 @@ def quarantine_path(path: Path, stamp: str | None = None) -> Path:
     return target
 
 
-def quarantine_corrupt_shards(paths: Iterable[str | Path], fields: Iterable[str] | None = None):
-    """Check each existing file; rename the damaged ones aside.
+def quarantine_corrupt_shards(
+    paths: Iterable[str | Path], fields: Iterable[str] | None = None, dry_run: bool = False
+):
+    """Check each existing file; rename the damaged ones aside (``dry_run``: only report).
 
     ``fields``: the datasets a shard must hold (default: ``statistics.STAT_FIELDS``). Returns
-    [(path, new_path, problem)] for every file moved. Files that do not exist
-    are skipped (not yet computed).
+    [(path, new_path, problem)] for every damaged file (moved unless ``dry_run``). Files
+    that do not exist are skipped (not yet computed).
     """
     moved = []
     for path in map(Path, paths):
@@ -108,6 +111,13 @@ def quarantine_corrupt_shards(paths: Iterable[str | Path], fields: Iterable[str]
         if problem is None:
             continue
         target = quarantine_path(path)
-        path.rename(target)
+        if not dry_run:
+            path.rename(target)
         moved.append((path, target, problem))
     return moved
+
+
+def is_dry_run(argv: Iterable[str]) -> bool:
+    """Whether Snakemake's command line asks for a dry run (-n, --dry-run, --dryrun, or n
+    among clustered short flags such as -np): at parse time Snakemake does not say so itself."""
+    return any(arg in ("--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg) for arg in argv)
