@@ -12,6 +12,7 @@ from trainability import archive as tarchive
 from trainability import config as tconfig
 from trainability import grid as tgrid
 from trainability import problem as tproblem
+from trainability import resources as tresources
 
 
 wildcard_constraints:
@@ -305,3 +306,27 @@ def shard_size(wildcards):
 
 def experiment_panel(wildcards):
     return panel_params(wildcards.experiment)
+
+
+def frame_pixels(wildcards):
+    return experiment_named(wildcards.experiment)["grid"]["resolution"] ** 2
+
+
+def frame_mem_mb(wildcards, attempt):
+    """Memory of a job holding one frame (trainability/resources.py): scales with the grid."""
+    return tresources.frame_job_mem_mb(frame_pixels(wildcards), attempt)
+
+
+def frame_runtime(wildcards, attempt):
+    return tresources.frame_job_runtime(frame_pixels(wildcards), attempt)
+
+
+def sequence_mem_mb(wildcards, attempt):
+    """Memory of the dimension job: one frame's arrays, every frame's edge map."""
+    n = len(frames(wildcards.experiment))
+    return tresources.dimension_mem_mb(frame_pixels(wildcards), n, attempt)
+
+
+def sequence_runtime(wildcards, attempt):
+    n = len(frames(wildcards.experiment))
+    return tresources.frame_job_runtime(frame_pixels(wildcards), attempt, frames=n)

@@ -10,8 +10,8 @@ rule dimension:
     conda:
         "../../envs/trainability.yaml"
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=sequence_mem_mb,
+        runtime=sequence_runtime,
     params:
         measure="convergence",
         sequence=sequence_params,

@@ -23,8 +23,8 @@ rule figures:
     conda:
         "../../envs/trainability.yaml"
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=frame_mem_mb,
+        runtime=frame_runtime,
     params:
         panel=experiment_panel,
     script:

@@ -10,8 +10,8 @@ rule merge:
     conda:
         "../../envs/trainability.yaml"
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=frame_mem_mb,
+        runtime=frame_runtime,
     params:
         training=training_params,
         window=frame_window,

@@ -9,7 +9,7 @@ rule score:
     conda:
         "../../envs/trainability.yaml"
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=frame_mem_mb,
+        runtime=frame_runtime,
     script:
         "../scripts/score.py"

@@ -24,8 +24,8 @@ rule frame_images:
     conda:
         "../../envs/trainability.yaml"
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=frame_mem_mb,
+        runtime=frame_runtime,
     params:
         frame=frame_params,
     script:
@@ -49,8 +49,8 @@ rule zoom_strip:
     conda:
         "../../envs/trainability.yaml"
     resources:
-        mem_mb=8000,
-        runtime=30,
+        mem_mb=frame_mem_mb,
+        runtime=sequence_runtime,
     params:
         title=lambda wc: experiment_named(wc.experiment)["title"],
         depths=lambda wc: sequence_params(wc)["decades"],
@@ -101,8 +101,8 @@ rule video:
         "../../envs/trainability.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=frame_mem_mb,
+        runtime=sequence_runtime,
     params:
         factor=lambda wc: experiment_named(wc.experiment)["zoom"]["factor"],
     script:
