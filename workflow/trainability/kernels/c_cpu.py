@@ -6,18 +6,28 @@ keeps one pixel's weights, activations and gradients in registers and L1 for
 all its steps, so the cost is arithmetic only. Float64, depth-2 networks.
 
 It is compiled with the system's C compiler on first use (``$CC``, ``gcc`` or
-``cc``; ``-O3 -march=native``, IEEE semantics: no ``-ffast-math``), with the
-statistics contract's constants passed as ``-D`` definitions, cached under
-``$TRAINABILITY_CACHE`` (default ``$XDG_CACHE_HOME/trainability`` or
-``~/.cache/trainability``) keyed by source, definitions, flags, compiler and
-CPU, and called through ctypes (the GIL is released, so Python threads run
-pixels in parallel). ``TRAINABILITY_NO_CPU_FUSED=1`` disables it.
+``cc``; ``-O3 -march=native -ffp-contract=off``, IEEE semantics: no
+``-ffast-math``), with the statistics contract's constants passed as ``-D``
+definitions, cached under ``$TRAINABILITY_CACHE`` (default
+``$XDG_CACHE_HOME/trainability`` or ``~/.cache/trainability``) keyed by source,
+definitions, flags, compiler and CPU, and called through ctypes (the GIL is
+released, so Python threads run pixels in parallel).
+``TRAINABILITY_NO_CPU_FUSED=1`` disables it.
+
+Its bits do not depend on the machine, the vector width or the ISA it is built
+for (x86-64 with or without AVX2/AVX-512/FMA, aarch64): every sum over rows has
+an order fixed in the source (explicit lanes and reduction tree, nothing left
+to the vectoriser), fused multiply-adds are written out (``__builtin_fma``;
+libm's correctly rounded ``fma`` where the hardware has none, only slower) and
+``-ffp-contract=off`` forbids others, so ``-march=native`` changes speed only.
+``BUILD_CLASS`` names this arithmetic (bumped whenever the C source changes
+bits); tests/test_fused_bits.py builds several ISAs and compares bit for bit.
 
 tanh is the kernel's own vectorisable implementation (expm1 by Cody-Waite
-reduction and a degree-13 Taylor polynomial; <= 2.5 ulp, measured against
-long-double tanhl), about twice as fast as glibc's vector tanh. Each pixel's
-arithmetic does not depend on any other pixel, the chunking or the thread
-count, so results are invariant to sharding, bit for bit.
+reduction and a degree-13 Taylor polynomial, Horner steps as FMAs; <= 2.1 ulp,
+measured against long-double tanhl), about twice as fast as glibc's vector
+tanh. Each pixel's arithmetic does not depend on any other pixel, the chunking
+or the thread count, so results are invariant to sharding, bit for bit.
 """
 
 from __future__ import annotations
@@ -40,7 +50,11 @@ from trainability.statistics import FLOAT_FIELDS, MAX_RATIO, TAIL_STEPS, from_co
 
 NAME = "fused"
 SOURCE = Path(__file__).with_name("fused_cpu.c")
-FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fPIC", "-shared")
+# -march=native changes speed only: the bits are fixed by the source and -ffp-contract=off.
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fopenmp-simd", "-fno-math-errno", "-fPIC", "-shared")
+LIBS = ("-lm",)  # fma() where the ISA has no FMA instruction
+# The kernel's arithmetic: bump the number whenever a change to fused_cpu.c changes bits.
+BUILD_CLASS = "fixed-order-fma-1"
 # The contract's constants, compiled in: part of the cache key.
 DEFINES = (
     f"-DMAX_RATIO={MAX_RATIO!r}",
@@ -76,7 +90,7 @@ def cache_dir() -> Path:
 
 
 def _cpu_identity() -> str:
-    """Distinguishes machines that share a cache directory (-march=native)."""
+    """Distinguishes machines that share a cache directory (-march=native code may not run elsewhere)."""
     try:
         with open("/proc/cpuinfo") as f:
             lines = [line for line in f if line.startswith(("model name", "flags"))][:2]
@@ -85,12 +99,12 @@ def _cpu_identity() -> str:
     return platform.machine() + "".join(lines)
 
 
-def _compile(compiler: str, source: str, out: Path) -> tuple[bool, str]:
+def _compile(compiler: str, source: str, out: Path, flags: tuple[str, ...] = FLAGS) -> tuple[bool, str]:
     with tempfile.TemporaryDirectory(prefix="trainability-cc-") as tmp:
         src = Path(tmp) / SOURCE.name
         src.write_text(source)
         so = Path(tmp) / "fused_cpu.so"
-        cmd = [compiler, *FLAGS, *DEFINES, "-o", str(so), str(src)]
+        cmd = [compiler, *flags, *DEFINES, "-o", str(so), str(src), *LIBS]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.TimeoutExpired) as err:
@@ -107,10 +121,23 @@ def _compile(compiler: str, source: str, out: Path) -> tuple[bool, str]:
         return True, ""
 
 
+def find_compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+
+
+def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    d, i, p = ctypes.c_double, ctypes.c_int, ctypes.c_void_p
+    lib.fused_train_f64.restype = i
+    lib.fused_train_f64.argtypes = [i, i, i, i, i, i, i, p, p, i, i, p, p, p, p, p, p, i, i, d, p, p]
+    lib.fused_tanh_f64.restype = None
+    lib.fused_tanh_f64.argtypes = [ctypes.c_int64, p, p]
+    return lib
+
+
 def _build() -> tuple[ctypes.CDLL | None, str]:
     if os.environ.get("TRAINABILITY_NO_CPU_FUSED"):
         return None, "disabled by TRAINABILITY_NO_CPU_FUSED"
-    compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    compiler = find_compiler()
     if compiler is None:
         return None, "no C compiler (gcc/cc/$CC) found"
     try:
@@ -119,7 +146,7 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
         version = ""
     source = SOURCE.read_text()
     key = hashlib.sha256(
-        "\0".join([source, *FLAGS, *DEFINES, compiler, version, _cpu_identity()]).encode()
+        "\0".join([source, *FLAGS, *LIBS, *DEFINES, compiler, version, _cpu_identity()]).encode()
     ).hexdigest()[:16]
     ok, why = False, ""
     for cache in (cache_dir(), Path(tempfile.gettempdir()) / f"trainability-{os.getuid()}"):
@@ -132,13 +159,25 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
     if not ok:
         return None, why
     try:
-        lib = ctypes.CDLL(str(path))
+        return _declare(ctypes.CDLL(str(path))), ""
     except OSError as err:
         return None, str(err)
-    d, i, p = ctypes.c_double, ctypes.c_int, ctypes.c_void_p
-    lib.fused_train_f64.restype = i
-    lib.fused_train_f64.argtypes = [i, i, i, i, i, i, i, p, p, i, i, p, p, p, p, p, p, i, i, d, p, p]
-    return lib, ""
+
+
+def build_variant(march: str, out_dir: Path, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
+    """The kernel built for ``-march=<march>`` (later ``extra_flags`` override, e.g. ``-O1``)
+    into ``out_dir``, uncached, for comparing builds (tests/test_fused_bits.py); pass it to
+    ``train(lib=...)``. Raises RuntimeError when it does not build."""
+    compiler = find_compiler()
+    if compiler is None:
+        raise RuntimeError("no C compiler (gcc/cc/$CC) found")
+    flags = (*(f for f in FLAGS if not f.startswith("-march=")), f"-march={march}", *extra_flags)
+    tag = hashlib.sha256("\0".join(flags).encode()).hexdigest()[:12]
+    path = Path(out_dir) / f"fused_cpu_{march}_{tag}.so"
+    ok, why = _compile(compiler, SOURCE.read_text(), path, flags)
+    if not ok:
+        raise RuntimeError(f"building the C kernel with {' '.join(flags)} failed: {why}")
+    return _declare(ctypes.CDLL(str(path)))
 
 
 def load_library() -> ctypes.CDLL | None:
@@ -174,13 +213,15 @@ def train(
     threads: int | None = None,
     chunk: int | None = None,
     progress=None,
+    lib: ctypes.CDLL | None = None,
 ) -> dict:
     """Per-pixel statistics of every pixel; see ``kernels.train_pixels``.
 
     ``first_pixel`` and ``block_pixels`` do not matter here (pixels are
-    independent); ``chunk`` is the number of pixels per kernel call.
+    independent); ``chunk`` is the number of pixels per kernel call; ``lib`` a
+    kernel from ``build_variant`` instead of the cached native build.
     """
-    lib = load_library()
+    lib = load_library() if lib is None else lib
     if lib is None:
         raise RuntimeError(f"the fused C kernel is unavailable: {_lib_state['why']}")
     threads = max(1, threads or 1)

@@ -1,0 +1,168 @@
+"""The fused C kernel's bits do not depend on the ISA or the optimisation it is built with
+(kernels.c_cpu.BUILD_CLASS): the kernel built for several ISAs gives the same statistics,
+bit for bit.
+
+The builds differ in code generation: -march=native (AVX2+FMA or AVX-512), native with
+128-bit vectors (2 lanes, FMA), x86-64-v3 (AVX2+FMA, 4 lanes), x86-64-v2 (SSE, no FMA
+instruction: libm's fma, scalar) and -O1 without vectorisation (scalar), plus x86-64-v4
+where the CPU has AVX-512; on aarch64 native, armv8-a and -O1. Before the order of sums
+was fixed in the source, these builds disagreed on most pixels of every window here, and
+on labels in the chaotic one. Windows straddle the boundary and are checked to hold both
+labels, so that agreement cannot be vacuous.
+"""
+
+import platform
+
+import numpy as np
+import pytest
+
+from kernel_helpers import make_problem
+from trainability.kernels import c_cpu
+from trainability.problem import per_layer_learning_rates
+from trainability.scoring import convergence_measure
+from trainability.statistics import STAT_FIELDS
+
+pytestmark = pytest.mark.skipif(c_cpu.find_compiler() is None, reason="no C compiler (gcc/cc/$CC)")
+
+V3_FLAGS = {"avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe"}
+V4_FLAGS = V3_FLAGS | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+def variants() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """name -> (march, extra flags): builds this CPU can run (x86-64-v4 would crash without AVX-512)."""
+    out = {"native": ("native", ()), "O1-scalar": ("native", ("-O1", "-fno-tree-vectorize"))}
+    if platform.machine() in ("x86_64", "AMD64"):
+        flags = cpu_flags()
+        out["x86-64-v2"] = ("x86-64-v2", ())
+        out["native-128-bit"] = ("native", ("-mprefer-vector-width=128",))
+        if V3_FLAGS <= flags:
+            out["x86-64-v3"] = ("x86-64-v3", ())
+        if V4_FLAGS <= flags:
+            out["x86-64-v4"] = ("x86-64-v4", ())
+    elif platform.machine() in ("aarch64", "arm64"):
+        out["armv8-a"] = ("armv8-a", ())  # NEON, 2 lanes
+    return out
+
+
+@pytest.fixture(scope="module")
+def libs(tmp_path_factory):
+    """The builds, once per module; one an older compiler does not know is left out."""
+    out_dir = tmp_path_factory.mktemp("fused-variants")
+    out, failed = {}, []
+    for name, (march, extra) in variants().items():
+        try:
+            out[name] = c_cpu.build_variant(march, out_dir, extra)
+        except RuntimeError as err:
+            if name == "native":
+                raise
+            failed.append(f"{name}: {str(err)[-300:]}")
+    if len(out) < 3:
+        pytest.skip("fewer than 3 builds of the C kernel: " + "; ".join(failed))
+    return out
+
+
+def grid(x, y, resolution):
+    gx, gy = np.meshgrid(np.logspace(*x, resolution), np.logspace(*y, resolution))
+    return gx.ravel(), gy.ravel()
+
+
+def differing_bits(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Where two arrays differ in their bits (float64 as uint64; any NaN equals any NaN:
+    which operand's NaN an instruction propagates is no arithmetic difference)."""
+    if x.dtype.kind != "f":
+        return x != y
+    nan_x, nan_y = np.isnan(x), np.isnan(y)
+    return (nan_x != nan_y) | (~nan_x & ~nan_y & (x.view(np.uint64) != y.view(np.uint64)))
+
+
+def differing_pixels(a: dict, b: dict) -> np.ndarray:
+    """Pixels where any statistic differs in its bits."""
+    return np.any([differing_bits(np.asarray(a[k]), np.asarray(b[k])) for k in STAT_FIELDS], axis=0)
+
+
+def assert_same_bits(libs, problem, lrs, offsets, **kw):
+    runs = {name: c_cpu.train(problem, lrs, offsets, threads=2, lib=lib, **kw) for name, lib in libs.items()}
+    labels = convergence_measure(runs["native"]) < 0
+    assert labels.any() and not labels.all(), "the window must hold converging and diverging pixels"
+    report = []
+    for name, run in runs.items():
+        differ = differing_pixels(run, runs["native"])
+        flipped = (convergence_measure(run) < 0) != labels
+        if differ.any():
+            report.append(f"{name}: {differ.sum()} of {differ.size} pixels differ, {flipped.sum()} labels")
+    assert not report, "builds disagree with -march=native: " + "; ".join(report)
+
+
+def test_paraminit_window_is_bitwise_identical_across_builds(libs):
+    """The chaotic parameter-initialisation case: W0 offset (every step) vs learning rate,
+    straddling the boundary; width 7 (odd: every tile path of gW0), 20 rows (padded to 32)."""
+    problem = make_problem(width=7, N=20, seed=0)
+    lrs, offsets = per_layer_learning_rates(*grid((-1.0, 0.2), (0.9, 1.4), 16), "paraminit_vs_lr", 2)
+    assert_same_bits(libs, problem, lrs, offsets, nonlinearity="tanh", steps=400, offset_mode="every_step")
+
+
+def test_paraminit_init_only_minibatch_is_bitwise_identical_across_builds(libs):
+    problem = make_problem(width=6, N=20, minibatch=5, seed=1, steps=300)
+    lrs, offsets = per_layer_learning_rates(*grid((-1.5, 0.5), (0.0, 1.5), 12), "paraminit_vs_lr", 2)
+    assert_same_bits(libs, problem, lrs, offsets, nonlinearity="tanh", steps=300, offset_mode="init_only")
+
+
+@pytest.mark.parametrize("nonlinearity", ["relu", "identity"])
+def test_relu_and_identity_are_bitwise_identical_across_builds(libs, nonlinearity):
+    problem = make_problem(width=7, N=20, d_out=2, seed=2)
+    lrs, _ = per_layer_learning_rates(*grid((-1.0, 1.5), (-1.0, 2.0), 12), "lr_vs_lr", 2)
+    assert_same_bits(libs, problem, lrs, None, nonlinearity=nonlinearity, steps=300, offset_mode="every_step")
+
+
+def test_full_batch_tanh_lr_window_is_bitwise_identical_across_builds(libs):
+    problem = make_problem(width=8, N=20, seed=3)
+    lrs, _ = per_layer_learning_rates(*grid((-0.5, 1.5), (0.5, 2.5), 16), "lr_vs_lr", 2)
+    assert_same_bits(libs, problem, lrs, None, nonlinearity="tanh", steps=400, offset_mode="every_step")
+
+
+def fused_tanh(lib, x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.empty_like(x)
+    lib.fused_tanh_f64(x.size, x.ctypes.data, y.ctypes.data)
+    return y
+
+
+def tanh_arguments() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    n = 200_000
+    return np.concatenate(
+        [
+            rng.uniform(-1.0, 1.0, n),
+            rng.uniform(0.15, 0.6, n),  # k = -1: the hardest range
+            rng.uniform(-25.0, 25.0, n),
+            10 ** rng.uniform(-310, 1.5, n) * rng.choice([-1.0, 1.0], n),
+            [0.0, -0.0, 20.0, -20.0, 40.0, 1e300, np.inf, -np.inf, np.nan, 5e-324],
+        ]
+    )
+
+
+def test_tanh_is_bitwise_identical_across_builds_and_accurate(libs):
+    x = tanh_arguments()
+    ys = {name: fused_tanh(lib, x) for name, lib in libs.items()}
+    for name, y in ys.items():
+        differ = differing_bits(y, ys["native"])
+        assert not differ.any(), f"{name}: {differ.sum()} of {differ.size} values differ from native"
+    y = ys["native"]
+    assert np.isnan(y[-2]) and list(y[-10:-2].view(np.uint64)) == list(
+        np.array([0.0, -0.0, 1.0, -1.0, 1.0, 1.0, 1.0, -1.0]).view(np.uint64)
+    )
+    if np.finfo(np.longdouble).nmant <= np.finfo(np.float64).nmant:
+        pytest.skip("long double is double here: no reference for the accuracy")
+    finite = np.isfinite(x)
+    ref = np.tanh(x[finite].astype(np.longdouble))
+    ulp = np.spacing(np.abs(ref).astype(np.float64)).astype(np.longdouble)
+    err = np.abs((y[finite].astype(np.longdouble) - ref) / ulp).astype(np.float64)
+    assert err.max() <= 2.1, f"{err.max():.3f} ulp at x = {x[finite][err.argmax()]!r}"
