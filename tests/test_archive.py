@@ -81,10 +81,10 @@ def test_archive_holds_every_file_of_the_experiment_and_its_manifest(archived):
     }
     assert expected >= {
         f"results/{NAME}/frame0/grid.h5",
-        f"results/{NAME}/frame0/shards/shard3.h5",
         f"results/{NAME}/figures/landscape.png",
         f"logs/{NAME}/frame0/shards/shard0.log",
     }
+    assert not any("/shards/shard" in name and name.endswith(".h5") for name in expected), "temporary"
     assert set(manifest) == expected | {archive.PROVENANCE, archive.REPORT}
     assert not any(f"{NAME}_other" in name for name in manifest)
     for name in expected:  # the archived bytes are the files on disk
@@ -104,10 +104,14 @@ def test_archive_holds_every_file_of_the_experiment_and_its_manifest(archived):
     )
     assert provenance["versions"]["frames"]["frame0"]["torch"]
     assert provenance["devices"]["frames"]["frame0"]
-    assert sum(len(d["files"]) for d in provenance["devices"]["shards"]) == 4
+    # The shards were removed after the merge; the grid recorded what computed each.
+    assert provenance["devices"]["shards"] == []
+    (source,) = provenance["devices"]["shard_sources"]["frame0"]
+    assert source["shards"] == [0, 1, 2, 3] and source["arithmetic"]["device"] == "cpu"
+    assert source["device"]["device"] == "cpu"
     # Ran locally: every output is known and has no SLURM job.
     by_output = provenance["slurm_job_ids"]["by_output"]
-    assert by_output[f"results/{NAME}/frame0/shards/shard0.h5"] == []
+    assert by_output[f"results/{NAME}/frame0/grid.h5"] == []
     assert provenance["file_count"] == len(expected)
     # The Snakemake report of this experiment.
     assert b"<html" in report[:2000].lower() and b"landscape.png" in report
@@ -156,10 +160,10 @@ def rewrite(src: Path, dst: Path, change=None, drop=None, add=None):
 def test_verify_names_the_wrong_file(archived, tmp_path, capsys):
     src = archived[0] / ARCHIVE
     grid = f"results/{NAME}/frame0/grid.h5"
-    shard = f"results/{NAME}/frame0/shards/shard2.h5"
+    dropped = f"results/{NAME}/frame0/scores.h5"
     cases = {
         "modified": (rewrite(src, tmp_path / "m.tar.gz", change=f"{NAME}/{grid}"), "MODIFIED", grid),
-        "missing": (rewrite(src, tmp_path / "d.tar.gz", drop=f"{NAME}/{shard}"), "MISSING", shard),
+        "missing": (rewrite(src, tmp_path / "d.tar.gz", drop=f"{NAME}/{dropped}"), "MISSING", dropped),
         "extra": (
             rewrite(src, tmp_path / "e.tar.gz", add=f"{NAME}/results/{NAME}/notes.txt"),
             "EXTRA",

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import impls, peaks  # noqa: E402
+from benchmarks import impls, label_agreement, peaks  # noqa: E402
 from trainability.agreement import (  # noqa: E402
     away_from_boundary,
     check_agreement,
@@ -196,3 +196,23 @@ def test_measured_fma_peak_is_plausible():
     assert fma["gflops"] >= 0.5 * gemm["gflops"], (fma, gemm)
     # 2 FMA units x 8 doubles x 2 FLOP x 6 GHz = 192 GFLOP/s per core: no CPU is near 500.
     assert fma["gflops_per_thread"] < 500, fma
+
+
+def test_label_agreement_tells_the_same_arithmetic_from_another(tmp_path):
+    """benchmarks.label_agreement: the reference agrees with itself on every bit; the torch
+    kernel's other summation order changes the bits."""
+    out = tmp_path / "agreement.json"
+    label_agreement.main(["--pairs", "fused:cpu", "torch:cpu", "--resolution", "5", "--output", str(out)])
+    report = json.loads(out.read_text())
+    assert set(report["windows"]) == {"paraminit", "tanh"} and report["resolution"] == 5
+    for window in report["windows"].values():
+        runs = window["runs"]
+        assert set(runs) == {"fused:cpu", "torch:cpu"} and window["steps"] == 1000
+        fused, torch_run = runs["fused:cpu"], runs["torch:cpu"]
+        assert (
+            fused["label_agreement_with_fused:cpu"] == fused["bit_identical_fraction_with_fused:cpu"] == 1.0
+        )
+        assert fused["arithmetic"]["build"] == "fixed-order-fma-1"
+        assert torch_run["arithmetic"]["build"].startswith("torch ")
+        assert 0.0 <= torch_run["label_agreement_with_fused:cpu"] <= 1.0
+        assert torch_run["bit_identical_fraction_with_fused:cpu"] < 1.0

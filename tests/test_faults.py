@@ -3,6 +3,7 @@
 The SLURM versions (scancel, interrupts, sbatch rejections) are in test_slurm.py.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -26,11 +27,13 @@ def one_experiment_config(name="tanh_small"):
     return config
 
 
-def write_shard(path, n=8, first=0, fields=statistics.STAT_FIELDS, chunked=False):
+def write_shard(path, n=8, first=0, fields=statistics.STAT_FIELDS, chunked=False, training=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as h5:
         h5.attrs["n_pixels"] = n
         h5.attrs["first_pixel"] = first
+        h5.attrs["experiment"] = "e"
+        h5.attrs["training"] = json.dumps(training or TRAINING)
         for name in fields:
             h5.create_dataset(
                 name, data=np.arange(n, dtype=np.float64), chunks=(max(1, n // 4),) if chunked else None
@@ -38,15 +41,24 @@ def write_shard(path, n=8, first=0, fields=statistics.STAT_FIELDS, chunked=False
     return path
 
 
+TRAINING = {"training": {"steps": 30, "batch": "full"}, "resolution": 12}
+
+
+def expected(n=8, first=0, training=TRAINING):
+    attrs = {"experiment": "e", "first_pixel": first, "n_pixels": n}
+    return integrity.Expected(statistics.STAT_FIELDS, (n,), attrs, training)
+
+
+def structure(path, fields=statistics.STAT_FIELDS, n=8):
+    return integrity.structure_problem(path, fields, (n,))
+
+
 # ----------------------------------------------------------------- integrity unit tests
 
 
 def test_a_sound_shard_passes(tmp_path):
-    assert integrity.shard_problem(write_shard(tmp_path / "s.h5"), statistics.STAT_FIELDS) is None
-    assert (
-        integrity.shard_problem(write_shard(tmp_path / "c.h5", n=64, chunked=True), statistics.STAT_FIELDS)
-        is None
-    )
+    assert integrity.file_problem(write_shard(tmp_path / "s.h5"), expected()) is None
+    assert integrity.file_problem(write_shard(tmp_path / "c.h5", n=64, chunked=True), expected(64)) is None
 
 
 @pytest.mark.parametrize("chunked", [False, True])
@@ -56,7 +68,23 @@ def test_truncation_is_detected(tmp_path, chunked):
     for keep in (size - 1, size - 5000, size // 2, 100, 0):
         damaged = tmp_path / f"t{keep}.h5"
         damaged.write_bytes(path.read_bytes()[:keep])
-        assert integrity.shard_problem(damaged, statistics.STAT_FIELDS), keep
+        assert structure(damaged, n=4096), keep
+        assert integrity.file_problem(damaged, expected(4096))[0] == integrity.CORRUPT
+
+
+def test_a_damaged_compressed_grid_is_detected(tmp_path):
+    """grid.h5 and scores.h5 are chunked and gzip-compressed: the last chunk must decompress."""
+    path = tmp_path / "grid.h5"
+    io.write_h5(path, {name: np.random.default_rng(0).random((96, 96)) for name in statistics.STAT_FIELDS})
+    assert integrity.structure_problem(path, statistics.STAT_FIELDS, (96, 96)) is None
+    assert "expected (97, 97)" in integrity.structure_problem(path, statistics.STAT_FIELDS, (97, 97))
+    data = bytearray(path.read_bytes())
+    with h5py.File(path) as h5:
+        ds = h5[statistics.STAT_FIELDS[-1]]
+        last = ds.id.get_chunk_info(ds.id.get_num_chunks() - 1)
+    data[last.byte_offset : last.byte_offset + 64] = bytes(64)  # inside the file: extents look fine
+    path.write_bytes(bytes(data))
+    assert integrity.structure_problem(path, statistics.STAT_FIELDS, (96, 96))
 
 
 def test_overwritten_header_and_missing_pieces_are_detected(tmp_path):
@@ -64,19 +92,27 @@ def test_overwritten_header_and_missing_pieces_are_detected(tmp_path):
     data = bytearray(path.read_bytes())
     data[:512] = bytes(512)
     (tmp_path / "zeroed.h5").write_bytes(bytes(data))
-    assert "OSError" in integrity.shard_problem(tmp_path / "zeroed.h5", statistics.STAT_FIELDS)
+    assert "OSError" in structure(tmp_path / "zeroed.h5")
 
     fields = statistics.STAT_FIELDS
     short = write_shard(tmp_path / "short.h5", fields=fields[:-1])
-    assert f"{fields[-1]!r} missing" in integrity.shard_problem(short, fields)
-
-    wrong = write_shard(tmp_path / "wrong.h5")
-    with h5py.File(wrong, "a") as h5:
-        h5.attrs["n_pixels"] = 9
-    assert "expected (9,)" in integrity.shard_problem(wrong, fields)
-
+    assert f"{fields[-1]!r} missing" in structure(short)
+    assert "expected (9,)" in structure(write_shard(tmp_path / "wrong.h5"), n=9)
     (tmp_path / "text.h5").write_text("not hdf5")
-    assert integrity.shard_problem(tmp_path / "text.h5", fields)
+    assert structure(tmp_path / "text.h5")
+
+
+def test_someone_elses_file_is_corrupt_and_other_parameters_are_stale(tmp_path):
+    copy = write_shard(tmp_path / "shard3.h5", first=0)  # e.g. cp shard0.h5 shard3.h5
+    tag, reason = integrity.file_problem(copy, expected(first=24))
+    assert tag == integrity.CORRUPT and "first_pixel = 0, expected 24" in reason
+    other = dict(TRAINING, training={"steps": 40, "batch": "full"})
+    tag, reason = integrity.file_problem(write_shard(tmp_path / "old.h5", training=other), expected())
+    assert tag == integrity.STALE
+    assert "other training parameters, training.steps: 40 in the file, 30 in the config" in reason
+    with h5py.File(copy, "a") as h5:
+        del h5.attrs["experiment"]
+    assert integrity.file_problem(copy, expected())[1] == "attribute 'experiment' missing"
 
 
 def test_quarantine_renames_and_never_deletes(tmp_path):
@@ -84,15 +120,23 @@ def test_quarantine_renames_and_never_deletes(tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(good.read_bytes()[:200])
     original = bad.read_bytes()
-    moved = integrity.quarantine_corrupt_shards([good, bad, tmp_path / "absent.h5"], statistics.STAT_FIELDS)
-    assert [(p, why is not None) for p, _, why in moved] == [(bad, True)]
-    target = moved[0][1]
-    assert target.name.startswith("bad.h5.corrupt-") and target.read_bytes() == original
-    assert good.exists() and not bad.exists()
+    stale = write_shard(tmp_path / "stale.h5", training={"other": 1})
+    wanted = {good: expected(), bad: expected(), stale: expected(), tmp_path / "absent.h5": expected()}
+    found = integrity.quarantine_results(wanted)
+    assert [(f.path, f.tag) for f in found] == [(bad, integrity.CORRUPT), (stale, integrity.STALE)]
+    assert found[0].moved_to.name.startswith("bad.h5.corrupt-") and found[0].moved_to.read_bytes() == original
+    assert found[1].moved_to.name.startswith("stale.h5.stale-") and found[1].moved_to.exists()
+    assert all(integrity.is_quarantined(f.moved_to.name) for f in found)
+    assert not integrity.is_quarantined("shard1.h5") and not integrity.is_quarantined("corrupt-1.h5")
+    assert good.exists() and not bad.exists() and not stale.exists()
     # A second damaged file with the same timestamp gets its own name.
     bad.write_bytes(original)
-    again = integrity.quarantine_corrupt_shards([bad], statistics.STAT_FIELDS)
-    assert again[0][1] != target and target.exists()
+    again = integrity.quarantine_results({bad: expected()})
+    assert again[0].moved_to != found[0].moved_to and found[0].moved_to.exists()
+    # A dry run only reports.
+    bad.write_bytes(original)
+    assert integrity.quarantine_results({bad: expected()}, dry_run=True)[0].path == bad
+    assert bad.read_bytes() == original
 
 
 # ----------------------------------------------------------------- workflow runs
@@ -115,7 +159,9 @@ def test_a_dry_run_is_recognised_from_the_command_line(argv, dry):
 
 @pytest.mark.slow
 def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
-    workdir = prepare_workdir(tmp_path / "run", one_experiment_config())
+    config = one_experiment_config()
+    config["keep_shards"] = True  # the test damages shards of a merged frame
+    workdir = prepare_workdir(tmp_path / "run", config)
     shard_targets = [f"{SHARDS}/shard{i}.h5" for i in range(4)]
     snakemake(workdir, *shard_targets)  # a run that stopped before the merge
     shards = {p.name: p for p in sorted((workdir / SHARDS).glob("shard*.h5"))}
@@ -134,7 +180,7 @@ def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
     # A dry run reports them and moves nothing.
     dry = snakemake(workdir, GRID, "-n")
     for name in damaged:
-        assert f"Damaged shard file {SHARDS}/{name}" in dry.stdout + dry.stderr
+        assert f"Damaged result file {SHARDS}/{name}" in dry.stdout + dry.stderr
         assert "a run (not a dry run) moves it aside" in dry.stdout + dry.stderr
         assert shards[name].read_bytes() == damaged[name]
     assert not list((workdir / SHARDS).glob("*.corrupt-*"))
@@ -143,8 +189,8 @@ def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
     result = snakemake(workdir, GRID)
     output = result.stdout + result.stderr
     for name in damaged:
-        assert f"Damaged shard file {SHARDS}/{name}" in output
-        assert "it will be recomputed" in output
+        assert f"Damaged result file {SHARDS}/{name}" in output
+        assert "it is remade in this run" in output
     jobs = sorted((rule, wc.get("shard")) for rule, wc in planned_jobs_from(output))
     assert jobs == [("merge", None), ("train_shard", "1"), ("train_shard", "2")]
     corrupt = {p.name.split(".corrupt-")[0]: p.read_bytes() for p in (workdir / SHARDS).glob("*.corrupt-*")}
@@ -171,7 +217,7 @@ def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
     shards["shard3.h5"].write_bytes(shards["shard3.h5"].read_bytes()[:500])
     result = snakemake(workdir, GRID)
     output = result.stdout + result.stderr
-    assert f"Damaged shard file {SHARDS}/shard3.h5" in output
+    assert f"Damaged result file {SHARDS}/shard3.h5" in output
     # The remake command is complete: this run's --configfile included.
     assert f"snakemake --configfile {workdir / 'config.yaml'} {SHARDS}/shard3.h5" in output
     assert "Nothing to be done" in output
@@ -182,7 +228,7 @@ def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
     # Nothing left to repair, no further warning.
     again = snakemake(workdir, *shard_targets, "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr
-    assert "Damaged shard" not in again.stdout + again.stderr
+    assert "Damaged result" not in again.stdout + again.stderr
 
 
 def assert_same_data(a, b):

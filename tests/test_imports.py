@@ -21,6 +21,7 @@ LAYER0 = {
     "trainability.grid",
     "trainability.dimension",
     "trainability.scoring",
+    "trainability.arithmetic",
     "trainability.agreement",
     "trainability.centre",
 }

@@ -279,7 +279,8 @@ def test_slurm_results_equal_the_local_run_bit_for_bit(runs):
     workdir, _, local_run = runs
     ours = sorted(p.relative_to(workdir) for p in (workdir / "results").rglob("*.h5"))
     theirs = sorted(p.relative_to(local_run) for p in (local_run / "results").rglob("*.h5"))
-    assert ours == theirs and len(ours) == 11 + 4 + 4
+    # grid.h5 and scores.h5 of 4 frames: the shards are temporary (removed once merged).
+    assert ours == theirs and len(ours) == 4 * 2
     problems = [p for rel in ours for p in same_data(workdir / rel, local_run / rel)]
     assert not problems, "\n".join(problems)
     for rel in list((workdir / "results").rglob("dimension.json")):

@@ -207,5 +207,8 @@ def test_a_failed_job_mid_sequence_resumes_and_keeps_what_was_finished(tmp_path,
     snakemake(workdir)
     assert (workdir / "results/auto_zoom/centre.json").read_bytes() == centre
     for path, (mtime, data) in finished.items():
+        if "shards" in path.parts:  # temporary: removed once merged (not retrained: the plan above)
+            assert not path.exists(), path
+            continue
         assert path.stat().st_mtime_ns == mtime and path.read_bytes() == data, path
     assert (workdir / "results/auto_zoom/figures/zoom.mp4").is_file()

@@ -7,6 +7,8 @@ from snakemake.logging import logger as _logger
 
 from trainability import cluster as _cluster
 from trainability import integrity as _integrity
+from trainability.scoring import SCORE_FIELDS
+from trainability.statistics import STAT_FIELDS
 
 # Unset $TRAINABILITY_SLURM_* variables of the profile: stop, naming them.
 if _unset := _cluster.unset_variables(getattr(workflow, "resource_settings", None)):
@@ -28,39 +30,63 @@ if workflow.is_main_process and config.get("kernel", "auto") != "auto":
 if workflow.is_main_process:
     _cluster.patch_slurm_status_query()
 
-# A shard file damaged after it was written (truncated, overwritten) is moved
-# aside to <name>.corrupt-<time>, never deleted, so that Snakemake remakes it
-# instead of merging garbage. A frame merged before the damage keeps its
-# grid.h5 (merge checked every shard); Snakemake then remakes the shard only
-# when that frame is merged again, or when asked for it. Only in the process
-# the user started: cluster jobs parse this file too, while shards are written.
+
+# A result file damaged after it was written (truncated, overwritten, copied from
+# another frame) or made with other training parameters is moved aside to
+# <name>.corrupt-<time> or <name>.stale-<time>, never deleted, so that Snakemake
+# remakes it instead of reading garbage: shards, grid.h5 and scores.h5 (the
+# default target asks for every grid and scores file, so a missing one is remade).
+# A frame merged before a shard's damage keeps its grid.h5 (merge checked every
+# shard); Snakemake then remakes the shard only when that frame is merged again,
+# or when asked for it. Only in the process the user started: cluster jobs parse
+# this file too, while results are written.
+def _expected_results():
+    """{path: integrity.Expected} of every result file a later step reads; {shard: its grid}."""
+    expected, grid_of = {}, {}
+    for name, exp in EXPERIMENTS.items():
+        res, size = exp["grid"]["resolution"], exp["grid"]["shard_size"]
+        training = tconfig.as_builtin(tconfig.training_params(exp))
+        for frame in frames(name):
+            whose = {"experiment": name, "frame": frame}
+            grid_path = GRID.format(experiment=name, frame=frame)
+            for shard, path in enumerate(frame_shards(name, frame)):
+                start, stop = tgrid.shard_pixels(shard, res, size)
+                where = {**whose, "first_pixel": start, "n_pixels": stop - start, "shard": shard}
+                expected[path] = _integrity.Expected(STAT_FIELDS, (stop - start,), where, training)
+                grid_of[path] = grid_path
+            where = {**whose, "resolution": res}
+            expected[grid_path] = _integrity.Expected(STAT_FIELDS, (res, res), where, training)
+            scores = SCORES.format(experiment=name, frame=frame)
+            expected[scores] = _integrity.Expected(SCORE_FIELDS, (res, res), where)
+    return expected, grid_of
+
+
 if workflow.is_main_process:
-    _grid_of = {
-        Path(shard): Path(GRID.format(experiment=name, frame=frame))
-        for name in EXPERIMENTS
-        for frame in frames(name)
-        for shard in frame_shards(name, frame)
-    }
+    _expected, _grid_of = _expected_results()
     # A dry run reports and moves nothing. Hints repeat the --configfile of this run.
     _dry = _integrity.is_dry_run(sys.argv)
     _configfiles = "".join(f" --configfile {f}" for f in workflow.overwrite_configfiles)
-    for _path, _moved, _problem in _integrity.quarantine_corrupt_shards(_grid_of, dry_run=_dry):
-        if _grid_of[_path].exists():
+    _findings = _integrity.quarantine_results(_expected, dry_run=_dry)
+    _moved = {str(f.path) for f in _findings}
+    for _f in _findings:
+        _what = "Damaged result file" if _f.tag == _integrity.CORRUPT else "Stale result file"
+        _grid = _grid_of.get(str(_f.path))
+        if _grid and Path(_grid).exists() and _grid not in _moved:
             _next = (
                 f"its frame was merged before (grid.h5 is kept); to remake it now: "
-                f"snakemake{_configfiles} {_path}"
+                f"snakemake{_configfiles} {_f.path}"
             )
         else:
-            _next = "it will be recomputed"
+            _next = "it is remade in this run"
+        _aside = f"moved aside to {_f.moved_to.name}"
+        if _f.tag == _integrity.STALE:
+            _aside += " (kept for you; delete it when no longer needed)"
         if _dry:
             _logger.warning(
-                f"Damaged shard file {_path} ({_problem}): a run (not a dry run) moves it aside to "
-                f"{_moved.name}; then {_next}."
+                f"{_what} {_f.path} ({_f.reason}): a run (not a dry run) moves it aside; then {_next}."
             )
         else:
-            _logger.warning(
-                f"Damaged shard file {_path} ({_problem}): moved aside to {_moved.name}; {_next}."
-            )
+            _logger.warning(f"{_what} {_f.path} ({_f.reason}): {_aside}; {_next}.")
 
 
 onstart:

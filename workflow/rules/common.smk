@@ -297,7 +297,10 @@ def train_runtime(wildcards, attempt):
 
 
 def final_outputs():
-    return [path for name in EXPERIMENTS for path in experiment_outputs(name)] + list(SUMMARY_OUTPUTS)
+    """The default target: every finished output, grids and scores included, so that a
+    grid or scores file that is missing (a failed merge or score, a damaged file moved
+    aside) is remade even when the figures made from it exist."""
+    return [path for name in EXPERIMENTS for path in finished_outputs(name)] + list(SUMMARY_OUTPUTS)
 
 
 def shard_size(wildcards):

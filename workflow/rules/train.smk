@@ -3,7 +3,8 @@ rule train_shard:
     input:
         unpack(frame_inputs),
     output:
-        SHARD,
+        # Temporary unless the config keeps them: grid.h5 holds the same data (keep_shards).
+        SHARD if tconfig.keep_shards(config) else temp(SHARD),
     log:
         "logs/{experiment}/frame{frame}/shards/shard{shard}.log",
     benchmark:

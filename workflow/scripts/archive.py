@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from trainability import archive, io, provenance
+from trainability import archive, integrity, io, provenance
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -78,9 +78,9 @@ if missing:
     )
 
 files = archive.collect_files(workdir, params.directories)
-quarantined = sorted(p for p in files if ".corrupt-" in Path(p).name)
+quarantined = sorted(p for p in files if integrity.is_quarantined(Path(p).name))
 for p in quarantined:
-    del files[p]  # damaged shard files moved aside by the workflow: not results
+    del files[p]  # damaged or stale files moved aside by the workflow: not results
 log.info("%d files of %s (%d quarantined files left out)", len(files), name, len(quarantined))
 
 record = provenance.provenance(

@@ -4,7 +4,8 @@ import logging
 import os
 import sys
 
-from trainability import grid, io, statistics
+from trainability import arithmetic, grid, io, statistics
+from trainability import config as tconfig
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -14,6 +15,14 @@ resolution = params.training["resolution"]
 stats, shard_attrs = io.merge_shards(
     snakemake.input.shards, statistics.STAT_FIELDS, resolution, params.shard_size
 )
+# Read from the config, not a param: allowing it must not rerun (and retrain) merged frames.
+problem = arithmetic.mixing_problem(
+    snakemake.input.shards,
+    [a.get("arithmetic") for a in shard_attrs],
+    tconfig.allow_mixed_arithmetic(snakemake.config),
+)
+if problem:
+    raise SystemExit(f"merge of {snakemake.output[0]} refused: {problem}")
 centre = io.read_json(snakemake.input.centre)["centre"] if "centre" in snakemake.input.keys() else None
 window = grid.resolve_window_spec(params.window, centre)
 (x_lo, x_hi), (y_lo, y_hi) = window
@@ -32,8 +41,9 @@ io.write_h5(
         "n_shards": len(snakemake.input.shards),
         "training": params.training,
         "devices": devices,
-        # Kernels agree to rounding only: a frame mixing them is flagged here.
         "kernels": sorted({a.get("kernel", "unknown") for a in shard_attrs}),
+        # Where each shard was computed and with which arithmetic: the shards may be removed.
+        "shard_sources": io.shard_sources(shard_attrs),
         "versions": io.software_versions(),
         "slurm_job_ids": sorted({os.environ.get("SLURM_JOB_ID", "")} - {""}),
     },
@@ -42,12 +52,9 @@ io.write_h5(
         "y": ("log10 of the y hyperparameter at each row", grid.axis_log10(y_lo, y_hi, resolution)),
     },
 )
-kernels = {a.get("kernel", "unknown") for a in shard_attrs}
-if len(kernels) > 1:
-    logging.warning(
-        "shards of this frame come from different kernels %s: they agree to rounding, not bit for bit",
-        sorted(kernels),
-    )
+identities = arithmetic.by_identity(snakemake.input.shards, [a.get("arithmetic") for a in shard_attrs])
+if len(identities) > 1:
+    logging.warning("shards of this frame mix arithmetics (allowed by the config): %s", sorted(identities))
 logging.info(
     "merged %d shards into %s (devices: %s)", len(snakemake.input.shards), snakemake.output[0], devices
 )

@@ -43,6 +43,10 @@ LAYER_KEYS = ("base", "all_experiments")
 # Pixels per side of the centre search's pilot frames (capped at the frame resolution).
 PILOT_RESOLUTION = 32
 
+# Caps on a frame's shards (config `limits`): 1.4e10 shards of a mistyped grid would
+# hang the planner for hours; the paper's 4096^2 frames need 16 to 256.
+LIMITS = {"max_shards_per_frame": 4096, "max_pixels_per_shard": 4096 * 4096}
+
 
 class ConfigError(ValueError):
     """Invalid configuration; the message lists every problem found."""
@@ -257,7 +261,7 @@ def validate_config(config: dict, workdir: str | Path = ".") -> dict[str, dict]:
         except ValueError as err:
             problems.append(f"experiments.{name}: {err}")
             continue
-        problems += semantic_problems(name, resolved[name], workdir)
+        problems += semantic_problems(name, resolved[name], workdir, limits(config))
     summary_name = config.get("summary", {}).get("name", "summary")
     if summary_name in config["experiments"]:
         problems.append(
@@ -272,6 +276,19 @@ def validate_config(config: dict, workdir: str | Path = ".") -> dict[str, dict]:
     if problems:
         raise ConfigError(problems)
     return resolved
+
+
+def limits(config: dict) -> dict[str, int]:
+    """The config's `limits`, defaults filled in."""
+    return {**LIMITS, **config.get("limits", {})}
+
+
+def keep_shards(config: dict) -> bool:
+    return bool(config.get("keep_shards", False))
+
+
+def allow_mixed_arithmetic(config: dict) -> bool:
+    return bool(config.get("allow_mixed_arithmetic", False))
 
 
 def summary_experiments(config: dict) -> list[str]:

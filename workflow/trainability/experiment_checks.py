@@ -50,10 +50,39 @@ def deepest_frames(exp: dict) -> int:
     )
 
 
-def semantic_problems(name: str, exp: dict, workdir: Path) -> list[str]:
-    """Checks the schema cannot express; exp is resolved."""
+def shard_limit_problems(where: str, grid_config: dict, limits: dict) -> list[str]:
+    """A frame split into more shards, or shards of more pixels, than ``limits`` allow."""
+    res, size = grid_config["resolution"], grid_config["shard_size"]
+    most_shards, most_pixels = limits["max_shards_per_frame"], limits["max_pixels_per_shard"]
+    pixels = res * res
+    shards = grid.shard_count(res, size)
+    smallest = -(-pixels // most_shards)  # the smallest shard_size within max_shards_per_frame
+    if smallest > most_pixels:
+        return [
+            f"{where}.grid.resolution: {res}^2 = {pixels} pixels do not fit in "
+            f"limits.max_shards_per_frame = {most_shards} shards of at most "
+            f"limits.max_pixels_per_shard = {most_pixels} pixels; allowed: a resolution up to "
+            f"{math.isqrt(most_shards * most_pixels)}, or raise those limits in the config"
+        ]
+    if shards > most_shards:
+        return [
+            f"{where}.grid.shard_size: {size} makes {shards} shards per frame "
+            f"({res}^2 pixels), more than limits.max_shards_per_frame = {most_shards}; allowed: "
+            f"shard_size from {smallest} to {most_pixels}, or raise limits.max_shards_per_frame"
+        ]
+    if min(size, pixels) > most_pixels:
+        return [
+            f"{where}.grid.shard_size: {size} pixels per shard are more than "
+            f"limits.max_pixels_per_shard = {most_pixels}; allowed: shard_size from {smallest} to "
+            f"{most_pixels}, or raise limits.max_pixels_per_shard"
+        ]
+    return []
+
+
+def semantic_problems(name: str, exp: dict, workdir: Path, limits: dict) -> list[str]:
+    """Checks the schema cannot express; exp is resolved, ``limits`` as config.limits gives."""
     where = f"experiments.{name}"
-    problems = []
+    problems = shard_limit_problems(where, exp["grid"], limits)
     ps = exp["phase_space"]
     problems += bounds_problems(where, exp)
     if problems:

@@ -139,6 +139,16 @@ def merge_shards(
     return {k: v.reshape(resolution, resolution) for k, v in merged.items()}, shard_attrs
 
 
+def shard_sources(shard_attrs: list[dict]) -> list[dict]:
+    """The shards grouped by where and how they were computed: [{device, arithmetic, shards}]."""
+    groups: dict[str, dict] = {}
+    for attrs in shard_attrs:
+        source = {"device": attrs.get("device"), "arithmetic": attrs.get("arithmetic")}
+        group = groups.setdefault(json.dumps(source, sort_keys=True), {**source, "shards": []})
+        group["shards"].append(attrs.get("shard"))
+    return list(groups.values())
+
+
 def software_versions() -> dict[str, str]:
     """Versions of what computed a result (from package metadata: nothing is imported)."""
     versions = {

@@ -131,6 +131,8 @@ def provenance(
         },
         "devices": {
             "frames": {f: a.get("devices") for f, a in frames.items()},
+            # Recorded by the merge: what computed each shard, also once the shards are removed.
+            "shard_sources": {f: a.get("shard_sources") for f, a in frames.items()},
             "shards": [{"device": json.loads(k), "files": v} for k, v in by_device.items()],
         },
         "slurm_job_ids": {

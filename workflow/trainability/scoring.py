@@ -75,6 +75,9 @@ MEASURES: dict[str, Callable[[Stats], np.ndarray]] = {
     "log_loss_ratio": loss_ratio_measure,
 }
 
+# The datasets of a frame's scores.h5: every measure, and the trainable map (uint8).
+SCORE_FIELDS = (*MEASURES, "trainable")
+
 # Which side of zero counts as trainable, per measure.
 _TRAINABLE_BELOW_ZERO = {"convergence": True, "log_loss_ratio": True}
 

@@ -24,6 +24,7 @@ autograd implementation the kernels are tested and benchmarked against.
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -169,6 +170,34 @@ def config_problems(
                     f"{'; '.join(err.reasons)}; allowed: auto (falls back to torch) or torch"
                 )
     return problems
+
+
+def arithmetic(kernel: str, device: str | torch.device) -> dict[str, str]:
+    """What a result's bits depend on (stored with each shard): the kernel, its build class
+    and the device type. Two shards with the same identity hold the same bits for the same
+    pixels; the merge refuses to mix identities in one frame unless the config allows it
+    (trainability.arithmetic).
+
+    The fused C kernel's bits are the same on every x86-64 (and aarch64) CPU: its build
+    class names its fixed arithmetic (kernels.c_cpu.BUILD_CLASS), its device is ``cpu``.
+    torch's depend on its version and the vector unit it dispatches to on CPU
+    (``torch.backends.cpu.get_cpu_capability``), or on the GPU model; Triton's on its
+    version and the GPU model.
+    """
+    device = resolve_device(device)
+    if device.type == "cuda":
+        where = f"cuda {torch.cuda.get_device_name(device)}"
+    else:
+        where = device.type
+    if kernel == "fused" and device.type == "cpu":
+        build = c_cpu.BUILD_CLASS
+    elif kernel == "fused":
+        build = f"triton {importlib.metadata.version('triton')}"
+    elif device.type == "cpu":
+        build = f"torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()}"
+    else:
+        build = f"torch {torch.__version__}"
+    return {"kernel": kernel, "build": build, "device": where}
 
 
 def describe_device(device: str | torch.device) -> dict[str, str]:
