@@ -16,11 +16,8 @@ stats, shard_attrs = io.merge_shards(
     snakemake.input.shards, statistics.STAT_FIELDS, resolution, params.shard_size
 )
 # Read from the config, not a param: allowing it must not rerun (and retrain) merged frames.
-problem = arithmetic.mixing_problem(
-    snakemake.input.shards,
-    [a.get("arithmetic") for a in shard_attrs],
-    tconfig.allow_mixed_arithmetic(snakemake.config),
-)
+identities = arithmetic.by_identity(snakemake.input.shards, [a.get("arithmetic") for a in shard_attrs])
+problem = arithmetic.mixing_problem(identities, tconfig.allow_mixed_arithmetic(snakemake.config))
 if problem:
     raise SystemExit(f"merge of {snakemake.output[0]} refused: {problem}")
 centre = io.read_json(snakemake.input.centre)["centre"] if "centre" in snakemake.input.keys() else None
@@ -52,7 +49,6 @@ io.write_h5(
         "y": ("log10 of the y hyperparameter at each row", grid.axis_log10(y_lo, y_hi, resolution)),
     },
 )
-identities = arithmetic.by_identity(snakemake.input.shards, [a.get("arithmetic") for a in shard_attrs])
 if len(identities) > 1:
     logging.warning("shards of this frame mix arithmetics (allowed by the config): %s", sorted(identities))
 logging.info(

@@ -30,9 +30,9 @@ def by_identity(paths: Sequence[str], records: Sequence[Mapping | None]) -> dict
     return dict(sorted(groups.items()))
 
 
-def mixing_problem(paths: Sequence[str], records: Sequence[Mapping | None], allowed: bool) -> str | None:
-    """Why a frame may not be merged from these shards (None: one identity, or mixing allowed)."""
-    groups = by_identity(paths, records)
+def mixing_problem(groups: Mapping[str, Sequence[str]], allowed: bool) -> str | None:
+    """Why a frame may not be merged from shards so grouped (``by_identity``); None when they
+    share one identity or mixing is allowed."""
     if len(groups) <= 1 or allowed:
         return None
     listing = "; ".join(f"{name}: {', '.join(files)}" for name, files in groups.items())

@@ -64,30 +64,36 @@ class Finding:
 
 def structure_problem(path: str | Path, datasets: Iterable[str], shape: tuple[int, ...]) -> str | None:
     """Why ``path`` is not a sound HDF5 file with ``datasets`` of ``shape``, or None."""
+    return _inspect(path, datasets, shape)[0]
+
+
+def _inspect(path: str | Path, datasets: Iterable[str], shape: tuple[int, ...]) -> tuple[str | None, dict]:
+    """(structure problem or None, root attributes): the file opened once."""
     path = Path(path)
     try:
         size = path.stat().st_size
     except OSError as err:
-        return f"cannot stat: {err}"
+        return f"cannot stat: {err}", {}
     if size == 0:
-        return "empty file"
+        return "empty file", {}
     try:
         with h5py.File(path, "r") as h5:
             for name in datasets:
                 if name not in h5:
-                    return f"dataset {name!r} missing"
+                    return f"dataset {name!r} missing", {}
                 ds = h5[name]
                 if not isinstance(ds, h5py.Dataset) or ds.shape != tuple(shape):
-                    return f"dataset {name!r} has shape {getattr(ds, 'shape', None)}, expected {tuple(shape)}"
+                    found = getattr(ds, "shape", None)
+                    return f"dataset {name!r} has shape {found}, expected {tuple(shape)}", {}
                 problem = _extent_problem(ds, size)
                 if problem:
-                    return f"dataset {name!r}: {problem}"
+                    return f"dataset {name!r}: {problem}", {}
                 if ds.size:
                     ds[(slice(0, 1),) * ds.ndim]
                     ds[(slice(-1, None),) * ds.ndim]
+            return None, {key: _plain(value) for key, value in h5.attrs.items()}
     except Exception as err:  # h5py raises OSError, KeyError, RuntimeError, ValueError...
-        return f"{type(err).__name__}: {err}"
-    return None
+        return f"{type(err).__name__}: {err}", {}
 
 
 def _plain(value):
@@ -114,14 +120,9 @@ def _first_difference(found, wanted, where: str = "") -> str:
 
 def file_problem(path: str | Path, expected: Expected) -> tuple[str, str] | None:
     """(tag, reason) when ``path`` is not the result ``expected`` describes, else None."""
-    problem = structure_problem(path, expected.datasets, expected.shape)
+    problem, attrs = _inspect(path, expected.datasets, expected.shape)
     if problem:
         return CORRUPT, problem
-    try:
-        with h5py.File(path, "r") as h5:
-            attrs = {key: _plain(value) for key, value in h5.attrs.items()}
-    except Exception as err:
-        return CORRUPT, f"{type(err).__name__}: {err}"
     for key, wanted in expected.attrs.items():
         if key not in attrs:
             return CORRUPT, f"attribute {key!r} missing"
