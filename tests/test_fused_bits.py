@@ -11,6 +11,7 @@ on labels in the chaotic one. Windows straddle the boundary and are checked to h
 labels, so that agreement cannot be vacuous.
 """
 
+import hashlib
 import platform
 
 import numpy as np
@@ -166,3 +167,89 @@ def test_tanh_is_bitwise_identical_across_builds_and_accurate(libs):
     ulp = np.spacing(np.abs(ref).astype(np.float64)).astype(np.longdouble)
     err = np.abs((y[finite].astype(np.longdouble) - ref) / ulp).astype(np.float64)
     assert err.max() <= 2.1, f"{err.max():.3f} ulp at x = {x[finite][err.argmax()]!r}"
+
+
+def chaotic_window():
+    """The parameter-initialisation window of the first test at 150 pixels (no power of 2):
+    after 300 steps any change of a rounding anywhere flips most pixels' bits."""
+    problem = make_problem(width=7, N=20, seed=0)
+    lrs, offsets = per_layer_learning_rates(*grid((-1.0, 0.2), (0.9, 1.4), 15), "paraminit_vs_lr", 2)
+    return problem, lrs[:150], offsets[:150]
+
+
+def test_a_pixel_does_not_depend_on_the_pixels_beside_it(libs):
+    """Each pixel alone (chunk=1), all 150 in one call, in calls of 7 on 3 threads and a
+    few pixels by themselves give the same bits, in every build: nothing of one pixel's
+    arithmetic depends on which pixels share its call, how many they are or the threads."""
+    problem, lrs, offsets = chaotic_window()
+    kw = dict(nonlinearity="tanh", steps=300, offset_mode="every_step")
+    for name, lib in libs.items():
+        alone = c_cpu.train(problem, lrs, offsets, threads=1, chunk=1, lib=lib, **kw)
+        for threads, chunk in ((1, 150), (3, 7), (2, None)):
+            run = c_cpu.train(problem, lrs, offsets, threads=threads, chunk=chunk, lib=lib, **kw)
+            differ = differing_pixels(run, alone)
+            assert not differ.any(), f"{name}, {threads} threads, chunk {chunk}: {differ.sum()} pixels differ"
+        for sub in ([149], [3, 77, 100], list(range(40, 47))):
+            run = c_cpu.train(problem, lrs[sub], offsets[sub], threads=1, lib=lib, **kw)
+            differ = differing_pixels(run, {k: np.asarray(alone[k])[sub] for k in STAT_FIELDS})
+            assert not differ.any(), f"{name}, pixels {sub} by themselves: {differ.sum()} differ"
+
+
+def test_tanh_is_the_same_in_any_block_position(libs):
+    """The kernel's tanh runs 32 values at a time, then 16, then the rest in a padded block:
+    each value's bits must not depend on which of these paths or positions it takes."""
+    rng = np.random.default_rng(1)  # the specials and values where every rounding shows: 40 = 32 + 8
+    x = np.concatenate([rng.uniform(-3.0, 3.0, 15), tanh_arguments()[-10:], rng.uniform(-3.0, 3.0, 15)])
+    for name, lib in libs.items():
+        whole = fused_tanh(lib, x)
+        for i, v in enumerate(x):
+            one = fused_tanh(lib, np.array([v]))
+            assert not differing_bits(one, whole[i : i + 1]).any(), (
+                f"{name}: tanh({v!r}) depends on its block"
+            )
+        assert not differing_bits(fused_tanh(lib, x[::-1]), whole[::-1]).any(), name
+
+
+def stats_digest(stats: dict) -> str:
+    h = hashlib.sha256()
+    for name in STAT_FIELDS:
+        h.update(np.ascontiguousarray(stats[name]).tobytes())
+    return h.hexdigest()[:16]
+
+
+# sha256 (first 16 hex digits) of every statistic's bits, STAT_FIELDS order, of each case
+# below, as the kernel of c_cpu.BUILD_CLASS computes them (recorded with the one-pixel-at-
+# a-time kernel that introduced "fixed-order-fma-1"; the tiled one is bit for bit the same).
+GOLDEN = {
+    "fixed-order-fma-1": {
+        "paraminit-tanh": "975f2f756c3b705d",
+        "lr-relu-d2": "45c1397e75929b01",
+        "minibatch-tanh": "ca33a7bbf4f3bdcf",
+    }
+}
+
+
+def golden_cases():
+    """(name, problem, learning rates, offsets, training keywords) of each recorded case."""
+    lrs, _ = per_layer_learning_rates(*grid((-1.0, 1.5), (-1.0, 2.0), 8), "lr_vs_lr", 2)
+    tanh = dict(nonlinearity="tanh", steps=200, offset_mode="every_step")
+    yield ("paraminit-tanh", *chaotic_window(), {**tanh, "steps": 300})
+    yield (
+        "lr-relu-d2",
+        make_problem(width=5, N=13, d_out=2, seed=2),
+        lrs,
+        None,
+        {**tanh, "nonlinearity": "relu"},
+    )
+    yield "minibatch-tanh", make_problem(width=9, N=37, minibatch=11, seed=1, steps=200), lrs, None, tanh
+
+
+def test_bits_are_those_recorded_for_the_build_class(libs):
+    """Any change of the kernel's arithmetic changes these digests: then bump
+    c_cpu.BUILD_CLASS (results of another arithmetic are another results version) and
+    record the new digests here."""
+    golden = GOLDEN.get(c_cpu.BUILD_CLASS)
+    assert golden is not None, f"no digests recorded for BUILD_CLASS {c_cpu.BUILD_CLASS!r}"
+    for case, problem, lrs, offsets, kw in golden_cases():
+        digest = stats_digest(c_cpu.train(problem, lrs, offsets, threads=2, lib=libs["native"], **kw))
+        assert digest == golden[case], f"{case}: digest {digest}, recorded {golden[case]}"
