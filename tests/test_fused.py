@@ -247,22 +247,10 @@ def test_triton_kernel_matches_torch_kernel_in_interpreter():
 
 
 AOT_SCRIPT = r"""
-import sys
-import triton
-from triton.backends.compiler import GPUTarget
-from trainability.kernels import triton_source
-kernel = triton_source.train_kernel
-for dt in ("fp64", "fp32"):
-  ptr = "*" + dt
-  sig = {"X_ptr": ptr, "Y_ptr": ptr, "W0_ptr": ptr, "W1_ptr": ptr, "LR_ptr": "*fp64", "OFF_ptr": "*fp64",
-         "MB_ptr": "*i64", "STATS_ptr": "*fp64", "DIV_ptr": "*i64", "N": "i32", "steps": "i32",
-         "tail_from": "i32", "tail_count": "i32"}
-  consts = dict(MB=16, MBP=16, HAS_OFF=True, OFF_EVERY=True, PHI=0, DIN=16, H=16, RB=16, USE_DOT=True,
-                USE_LIBDEVICE=True)
-  sig.update({k: "constexpr" for k in consts})
-  compiled = triton.compile(triton.compiler.ASTSource(fn=kernel, signature=sig, constexprs=consts),
-                            target=GPUTarget("cuda", 90, 32))
-  print(dt, len(compiled.asm["cubin"]))
+from trainability.kernels import triton_gpu
+for dt, short in (("float64", "fp64"), ("float32", "fp32")):
+    compiled, usage = triton_gpu.compile_ahead(dt, MB=16, offset_mode="every_step", arch=90)
+    print(short, len(compiled.asm["cubin"]))
 """
 
 

@@ -76,7 +76,7 @@ io.write_h5(
         "training": settings,
         "device": kernels.describe_device(device),
         "kernel": kernel,
-        "arithmetic": kernels.arithmetic(kernel, device),
+        "arithmetic": kernels.arithmetic(kernel, device, settings["training"]["dtype"]),
         "versions": io.software_versions(),
     },
 )

@@ -252,7 +252,7 @@ def run(
         if why:
             continue
         progress(f"{kernel} kernel on {device}, {dtype}")
-        row.arithmetic = kernels.arithmetic(kernel, device)
+        row.arithmetic = kernels.arithmetic(kernel, device, dtype)
         _train(problem, lrs[:2], 1, device, kernel, dtype)  # compiles (C build, Triton): untimed
         stats, seconds = _timed(problem, lrs, steps, device, kernel, dtype)
         if device.type == "cpu" and kernel == ref_info["kernel"] and dtype == "float64":

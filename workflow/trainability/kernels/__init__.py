@@ -24,7 +24,6 @@ autograd implementation the kernels are tested and benchmarked against.
 
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -172,7 +171,7 @@ def config_problems(
     return problems
 
 
-def arithmetic(kernel: str, device: str | torch.device) -> dict[str, str]:
+def arithmetic(kernel: str, device: str | torch.device, dtype: str = "float64") -> dict[str, str]:
     """What a result's bits depend on (stored with each shard): the kernel, its build class
     and the device type. Two shards with the same identity hold the same bits for the same
     pixels; the merge refuses to mix identities in one frame unless the config allows it
@@ -182,7 +181,8 @@ def arithmetic(kernel: str, device: str | torch.device) -> dict[str, str]:
     class names its fixed arithmetic (kernels.c_cpu.BUILD_CLASS), its device is ``cpu``.
     torch's depend on its version and the vector unit it dispatches to on CPU
     (``torch.backends.cpu.get_cpu_capability``), or on the GPU model; Triton's on its
-    version and the GPU model.
+    version, the variant's knobs (``triton_gpu.build_identity``, which depends on the
+    dtype) and the GPU model.
     """
     device = resolve_device(device)
     if device.type == "cuda":
@@ -192,7 +192,7 @@ def arithmetic(kernel: str, device: str | torch.device) -> dict[str, str]:
     if kernel == "fused" and device.type == "cpu":
         build = c_cpu.BUILD_CLASS
     elif kernel == "fused":
-        build = f"triton {importlib.metadata.version('triton')}"
+        build = triton_gpu.build_identity(dtype)
     elif device.type == "cpu":
         build = f"torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()}"
     else:

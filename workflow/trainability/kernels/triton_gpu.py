@@ -1,19 +1,67 @@
-"""Fused Triton backend for CUDA GPUs: one program per pixel, all its steps on chip.
+"""Fused Triton backend for CUDA GPUs: each program trains a few pixels, all steps on chip.
 
 Float64 and float32, depth-2 networks with one output and input and hidden
 widths that are powers of two >= 16 (``tl.dot`` and ``tl.arange`` tiles).
 The kernels are in ``triton_source`` (imported only where triton is
 installed). Under ``TRITON_INTERPRET=1`` they run on CPU tensors, for tests.
-Each pixel's arithmetic does not depend on the launch it lands in, so results
-are invariant to sharding.
 
-Knobs for GPU measurements (no effect on which pixels agree):
-``TRAINABILITY_TRITON_DOT=0`` replaces ``tl.dot`` by elementwise sums,
-``TRAINABILITY_TRITON_WARPS`` sets the warps per program (default 4).
+A program holds the weights of ``pixels`` pixels side by side, W0 as one
+(d_in, pixels*H) matrix, so each chunk of ``rows`` data rows is read once for
+all of them and goes through the tensor cores (float64 DMMA) in one ``tl.dot``
+of N = pixels*H; the gradient of W0 is one ``tl.dot`` of X^T and the
+pre-activation gradients. tanh is evaluated once per element (its derivative
+is 1 - a^2).
+
+Knobs (keyword arguments of ``train``, else environment variables, else the
+defaults of ``DEFAULTS``; ``variant`` resolves them):
+
+=========  ===========================  ==========================================
+knob       environment variable         values
+=========  ===========================  ==========================================
+pixels     TRAINABILITY_TRITON_PIXELS   pixels per program: 1, 2, 4, ... 64
+rows       TRAINABILITY_TRITON_ROWS     data rows per chunk: 16, 32, 64, ...
+warps      TRAINABILITY_TRITON_WARPS    warps per program: 1, 2, 4, 8, 16
+stages     TRAINABILITY_TRITON_STAGES   software-pipelining stages (loads only)
+dot        TRAINABILITY_TRITON_DOT      1: ``tl.dot``; 0: elementwise sums
+tanh       TRAINABILITY_TRITON_TANH     ``libdevice`` or ``exp`` (from exp(-2|z|))
+f32dot     TRAINABILITY_TRITON_F32_DOT  float32 ``tl.dot``: ``ieee`` (FMAs) or
+                                        ``tf32x3`` (tensor cores, ~fp32 accuracy)
+unroll     TRAINABILITY_TRITON_UNROLL   chunks per loop iteration, 1|2|4 (same
+                                        order; fewer layout conversions of W0)
+=========  ===========================  ==========================================
+
+Defaults (chosen without a GPU, from sm_90 AOT register counts,
+``compile_ahead``; ``benchmarks.triton_sweep`` measures them): 8 pixels x
+H = 16 make N = 128 for the dot. float64 on 8 warps: 222 registers (247 with
+unroll 2), no spills, one program per SM either way (on 4 warps it spills; 1
+pixel on 4 warps replicates its small tiles over the warps); unroll 2 halves
+the shared-memory round trips (and barriers) of W0's conversion to the dot's
+operand layout. float32 on 4 warps: 167 registers, 3 programs per SM (unroll
+2 would need 255). 16 rows is the dot's minimum and the fewest registers;
+``f32dot=ieee`` keeps float32 on the arithmetic of the torch kernel. The
+interpreter has no libdevice: there tanh is always ``exp``. Expected bound
+(float64): the FP64 vector pipe, ~40 operations per hidden unit and row
+(libdevice tanh ~33), i.e. at most ~1e8 pixel-steps/s on an H100/H200 for
+N = 272 with the DMMA work overlapped.
+
+Bits: for a fixed variant each pixel's arithmetic does not depend on the
+launch it lands in, its place in its program or its neighbours (nothing
+reduces across pixels; padded pixels are masked), so results are invariant
+to sharding and launch size (tested under the interpreter; on a GPU by a CUDA test).
+Variants round differently: ``rows`` changes the summation order over rows,
+``dot``, ``tanh`` and ``f32dot`` the arithmetic, and ``pixels`` changes the
+shapes of the reductions (the output layer's sum over H, the sums over rows):
+under the interpreter numpy's summation order depends on the array's shape
+(``pixels`` 1 vs 4 differ by ~1 ulp), on a GPU the tile layouts, which also
+depend on ``warps``, decide it. ``stages`` should only reorder loads and
+``unroll`` keeps the order of every operation (bit-identical under the
+interpreter, tested), but on a GPU this is unmeasured; ``build_identity``
+therefore names every knob.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 
@@ -30,10 +78,50 @@ else:  # triton is optional: this backend then reports itself unsupported
 
 NAME = "fused"
 PHI = {"tanh": 0, "relu": 1, "identity": 2}
-ROWS_PER_CHUNK = 16  # data rows per tl.dot (its minimum)
 MIN_WIDTH = 16
+MIN_ROWS = 16  # tl.dot's minimum tile
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
-DEFAULT_LAUNCH_PIXELS = 1 << 20  # programs per launch; bounds device memory, not results
+KNOB_ENV = {
+    "pixels": "TRAINABILITY_TRITON_PIXELS",
+    "rows": "TRAINABILITY_TRITON_ROWS",
+    "warps": "TRAINABILITY_TRITON_WARPS",
+    "stages": "TRAINABILITY_TRITON_STAGES",
+    "dot": "TRAINABILITY_TRITON_DOT",
+    "tanh": "TRAINABILITY_TRITON_TANH",
+    "f32dot": "TRAINABILITY_TRITON_F32_DOT",
+    "unroll": "TRAINABILITY_TRITON_UNROLL",
+}
+DEFAULTS = {
+    "float64": {
+        "pixels": 8,
+        "rows": 16,
+        "warps": 8,
+        "stages": 2,
+        "dot": 1,
+        "tanh": "libdevice",
+        "f32dot": "ieee",
+        "unroll": 2,
+    },
+    "float32": {
+        "pixels": 8,
+        "rows": 16,
+        "warps": 4,
+        "stages": 2,
+        "dot": 1,
+        "tanh": "libdevice",
+        "f32dot": "ieee",
+        "unroll": 1,
+    },
+}
+# Elementwise sums hold (rows, d_in, pixels*H) products: 8 pixels would spill heavily.
+NO_DOT_DEFAULTS = {"pixels": 1, "warps": 4}
+TANH = ("libdevice", "exp")
+F32_DOT = ("ieee", "tf32x3")  # float32 tl.dot: CUDA-core FMAs, or three TF32 tensor-core products
+# Device bytes per pixel of one launch: stats, learning rates, offset, diverged step.
+BYTES_PER_PIXEL = 8 * (len(FLOAT_FIELDS) + 2 + 1 + 1)
+LAUNCH_MEMORY_FRACTION = 1 / 16  # of the free device memory, for the per-launch buffers
+MAX_LAUNCH_PIXELS = 1 << 24  # a 4096^2 frame in one launch
+INTERPRETER_LAUNCH_PIXELS = 1 << 12
 
 
 def interpreting() -> bool:
@@ -42,10 +130,6 @@ def interpreting() -> bool:
 
 def _power_of_two(n: int) -> bool:
     return n >= 1 and n & (n - 1) == 0
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (int(n) - 1).bit_length())
 
 
 def unsupported(problem: Problem, dtype: str, device) -> str | None:
@@ -69,6 +153,100 @@ def unsupported(problem: Problem, dtype: str, device) -> str | None:
     return None
 
 
+def variant(dtype: str, **knobs) -> dict:
+    """The knobs a run uses: those given (None = unset), else the environment, else DEFAULTS[dtype]
+    (else NO_DOT_DEFAULTS for pixels and warps when dot is 0)."""
+    unknown = set(knobs) - set(KNOB_ENV)
+    if unknown:
+        raise ValueError(f"unknown Triton knobs {sorted(unknown)}; known: {sorted(KNOB_ENV)}")
+    given = {name: os.environ.get(env) or None for name, env in KNOB_ENV.items()}
+    given.update({name: value for name, value in knobs.items() if value is not None})
+    defaults = dict(DEFAULTS[dtype])
+    if str(defaults["dot"] if given["dot"] is None else given["dot"]) == "0":
+        defaults.update(NO_DOT_DEFAULTS)
+    out = {}
+    for name in KNOB_ENV:
+        value = defaults[name] if given[name] is None else given[name]
+        out[name] = str(value) if name in ("tanh", "f32dot") else int(value)
+    if interpreting():
+        out["tanh"] = "exp"  # the interpreter has no libdevice
+    if dtype == "float64":
+        out["f32dot"] = "ieee"  # a float64 tl.dot is always IEEE (DMMA)
+    checks = {
+        "pixels": _power_of_two(out["pixels"]) and out["pixels"] <= 64,
+        "rows": _power_of_two(out["rows"]) and out["rows"] >= MIN_ROWS,
+        "warps": out["warps"] in (1, 2, 4, 8, 16),
+        "stages": out["stages"] >= 1,
+        "dot": out["dot"] in (0, 1),
+        "tanh": out["tanh"] in TANH,
+        "f32dot": out["f32dot"] in F32_DOT,
+        "unroll": out["unroll"] in (1, 2, 4),
+    }
+    bad = [f"{name}={out[name]}" for name, ok in checks.items() if not ok]
+    if bad:
+        raise ValueError(
+            f"bad Triton knobs {bad}: pixels a power of two <= 64, rows a power of two >= {MIN_ROWS}, "
+            f"warps 1|2|4|8|16, stages >= 1, dot 0|1, tanh {'|'.join(TANH)}, "
+            f"f32dot {'|'.join(F32_DOT)}, unroll 1|2|4"
+        )
+    return out
+
+
+def build_identity(dtype: str, **knobs) -> str:
+    """The arithmetic of a variant, for ``kernels.arithmetic``: Triton's version and every knob
+    (as ``variant`` resolves them), e.g. ``triton 3.9.0 pixels=8 rows=16 warps=8 stages=2 dot=1
+    tanh=libdevice``. Two runs with the same string (on the same GPU model) hold the same bits."""
+    v = variant(dtype, **knobs)
+    where = " interpreter" if interpreting() else ""
+    return f"triton {importlib.metadata.version('triton')}{where} " + " ".join(
+        f"{k}={v[k]}" for k in KNOB_ENV
+    )
+
+
+def launch_pixels(device: torch.device, pixels_per_program: int, block_pixels: int | None = None) -> int:
+    """Pixels per launch: ``block_pixels`` when given, else what a fraction of the free device
+    memory holds (a fixed size under the interpreter). Results do not depend on it."""
+    if block_pixels:
+        return int(block_pixels)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        n = min(MAX_LAUNCH_PIXELS, int(free * LAUNCH_MEMORY_FRACTION) // BYTES_PER_PIXEL)
+    else:
+        n = INTERPRETER_LAUNCH_PIXELS
+    return max(pixels_per_program, n // pixels_per_program * pixels_per_program)
+
+
+def constexprs(
+    MB: int, has_offsets: bool, offset_mode: str, nonlinearity: str, d_in: int, H: int, knobs: dict
+) -> dict:
+    """The kernel's compile-time constants for a case and a ``variant``."""
+    return dict(
+        MB=MB,
+        HAS_OFF=has_offsets,
+        OFF_EVERY=offset_mode == "every_step",
+        PHI=PHI[nonlinearity],
+        DIN=d_in,
+        H=H,
+        PIXELS=knobs["pixels"],
+        RB=knobs["rows"],
+        USE_DOT=bool(knobs["dot"]),
+        TANH_EXP=knobs["tanh"] == "exp",
+        PRECISION=knobs["f32dot"],
+        UNROLL=knobs["unroll"],
+    )
+
+
+def compile_ahead(
+    dtype: str, *, nonlinearity="tanh", MB=0, offset_mode=None, d_in=16, H=16, arch=90, **knobs
+):
+    """The kernel of a variant compiled for CUDA ``sm_<arch>`` with no GPU, and its resource
+    usage (``triton_source.resource_usage``): for tests and for choosing defaults."""
+    v = variant(dtype, **knobs)
+    consts = constexprs(MB, offset_mode is not None, offset_mode or "every_step", nonlinearity, d_in, H, v)
+    compiled = triton_source.compile_ahead(dtype, consts, arch, num_warps=v["warps"], num_stages=v["stages"])
+    return compiled, triton_source.resource_usage(compiled)
+
+
 def train(
     problem: Problem,
     learning_rates: np.ndarray,
@@ -85,17 +263,37 @@ def train(
     progress=None,
     use_dot: bool | None = None,
     num_warps: int | None = None,
+    num_stages: int | None = None,
+    pixels: int | None = None,
+    rows: int | None = None,
+    tanh: str | None = None,
+    f32dot: str | None = None,
+    unroll: int | None = None,
+    launch_info: dict | None = None,
 ) -> dict:
     """Per-pixel statistics of every pixel; see ``kernels.train_pixels``.
 
-    Launched in blocks of ``block_pixels`` programs (default 2^20).
+    ``use_dot``, ``num_warps``, ``num_stages``, ``pixels``, ``rows``, ``tanh``, ``f32dot``,
+    ``unroll``: the knobs
+    (module docstring). ``block_pixels``: pixels per launch (default ``launch_pixels``).
+    ``launch_info``, if given, receives the variant and the compiled kernel of the last launch.
     """
     device = torch.device(device)
     reason = unsupported(problem, dtype, device)
     if reason:
         raise ValueError(reason)
-    interpret = interpreting()
-    dev = torch.device("cpu") if interpret else torch.device(device)
+    knobs = variant(
+        dtype,
+        pixels=pixels,
+        rows=rows,
+        warps=num_warps,
+        stages=num_stages,
+        dot=None if use_dot is None else int(bool(use_dot)),
+        tanh=tanh,
+        f32dot=f32dot,
+        unroll=unroll,
+    )
+    dev = torch.device("cpu") if interpreting() else device
     tdt = TORCH_DTYPES[dtype]
     c = layer_constants(problem, nonlinearity)
     W0 = torch.as_tensor(np.asarray(problem.weights[0], np.float64), dtype=tdt, device=dev).contiguous()
@@ -106,57 +304,47 @@ def train(
     Xc = (X * c[0]).contiguous()
     Y = torch.as_tensor(np.asarray(problem.Y)[:, 0], dtype=tdt, device=dev).contiguous()
     N = X.shape[0]
-    lrs = torch.as_tensor(np.asarray(learning_rates, np.float64), device=dev).contiguous()
-    P = lrs.shape[0]
-    offs = (
-        torch.zeros(P, dtype=torch.float64, device=dev)
-        if offsets is None
-        else torch.as_tensor(np.asarray(offsets, np.float64), device=dev).contiguous()
-    )
+    lrs_all = np.ascontiguousarray(learning_rates, dtype=np.float64)
+    P = lrs_all.shape[0]
+    offs_all = np.zeros(P) if offsets is None else np.ascontiguousarray(offsets, dtype=np.float64)
     MB = 0
     mb = torch.zeros(1, dtype=torch.int64, device=dev)
     if problem.minibatch_indices is not None:
         idx = np.asarray(problem.minibatch_indices[:steps], dtype=np.int64)
         MB = idx.shape[1]
         mb = torch.as_tensor(idx, device=dev).contiguous()
-    stats = torch.empty((P, len(FLOAT_FIELDS)), dtype=torch.float64, device=dev)
-    diverged = torch.empty(P, dtype=torch.int64, device=dev)
-    if use_dot is None:  # tl.dot: DMMA tensor cores for float64 on sm_80+/sm_90 (ieee fp32 on CUDA cores)
-        use_dot = not interpret and os.environ.get("TRAINABILITY_TRITON_DOT", "1") != "0"
-    if num_warps is None:
-        num_warps = int(os.environ.get("TRAINABILITY_TRITON_WARPS", "4"))
     tail_count = min(TAIL_STEPS, steps)
-    block = block_pixels or DEFAULT_LAUNCH_PIXELS
-    done = 0
+    stats = np.empty((P, len(FLOAT_FIELDS)), dtype=np.float64)
+    diverged = np.empty(P, dtype=np.int64)
+    block = launch_pixels(dev, knobs["pixels"], block_pixels)
     for lo in range(0, P, block):
         hi = min(P, lo + block)
-        triton_source.train_kernel[(hi - lo,)](
+        n = hi - lo
+        out_stats = torch.empty((n, len(FLOAT_FIELDS)), dtype=torch.float64, device=dev)
+        out_div = torch.empty(n, dtype=torch.int64, device=dev)
+        compiled = triton_source.train_kernel[(-(-n // knobs["pixels"]),)](
             Xc,
             Y,
             W0,
             W1,
-            lrs[lo:hi],
-            offs[lo:hi],
+            torch.as_tensor(lrs_all[lo:hi], device=dev),
+            torch.as_tensor(offs_all[lo:hi], device=dev),
             mb,
-            stats[lo:hi],
-            diverged[lo:hi],
+            out_stats,
+            out_div,
+            n,
             N,
             steps,
             steps - tail_count,
             tail_count,
-            MB=MB,
-            MBP=max(ROWS_PER_CHUNK, _next_pow2(MB)),
-            HAS_OFF=offsets is not None,
-            OFF_EVERY=offset_mode == "every_step",
-            PHI=PHI[nonlinearity],
-            DIN=d_in,
-            H=H,
-            RB=ROWS_PER_CHUNK,
-            USE_DOT=use_dot,
-            USE_LIBDEVICE=not interpret,
-            num_warps=num_warps,
+            **constexprs(MB, offsets is not None, offset_mode, nonlinearity, d_in, H, knobs),
+            num_warps=knobs["warps"],
+            num_stages=knobs["stages"],
         )
-        done += (hi - lo) * steps
+        stats[lo:hi] = out_stats.cpu().numpy()
+        diverged[lo:hi] = out_div.cpu().numpy()
+        if launch_info is not None:
+            launch_info.update(variant=knobs, compiled=compiled, launch_pixels=block)
         if progress is not None:
-            progress(done, P * steps)
-    return from_columns(stats.cpu().numpy(), diverged.cpu().numpy())
+            progress(hi * steps, P * steps)
+    return from_columns(stats, diverged)

@@ -4,10 +4,22 @@ Imported only where triton is installed. ``TRITON_INTERPRET=1`` must be set
 before the import to run them on CPU tensors with Triton's interpreter (it is
 read when ``triton.jit`` wraps a function). The contract's constants are
 module-level ``tl.constexpr`` values, the only globals a Triton kernel may read.
+
+Layout: a program trains PIXELS pixels. Their first-layer weights sit side by
+side as one (DIN, PIXELS*H) matrix, column j belonging to pixel j // H, so one
+``tl.dot`` of a data chunk (RB, DIN) serves all of them; nothing mixes columns
+(no reduction runs across pixels), so padded pixels cannot touch real ones.
 """
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import triton
 import triton.language as tl
+from triton.backends.compiler import GPUTarget
 from triton.language.extra import libdevice
 
 from trainability.statistics import FLOAT_FIELDS
@@ -24,20 +36,26 @@ STAT_TAIL_MEAN_U = tl.constexpr(FLOAT_FIELDS.index("tail_mean_u"))
 
 
 @triton.jit
-def _tanh(z, USE_LIBDEVICE: tl.constexpr):
-    if USE_LIBDEVICE:
-        out = libdevice.tanh(z)
+def _phi(z, PHI: tl.constexpr, TANH_EXP: tl.constexpr):
+    """The nonlinearity, evaluated once per element (its derivative comes from the value)."""
+    if PHI == 0:
+        if TANH_EXP:
+            # Also the interpreter's tanh (it has no libdevice): accurate to a few ulp
+            # for |z| >~ 1e-3, to ~1e-16 absolute below.
+            e = tl.exp(-2.0 * tl.abs(z))
+            t = (1.0 - e) / (1.0 + e)
+            out = tl.where(z < 0, -t, t)
+        else:
+            out = libdevice.tanh(z)
+    elif PHI == 1:
+        out = tl.where(z > 0, z, 0.0)
     else:
-        # The interpreter has no libdevice: tanh from exp (accurate to a
-        # few ulp for |z| >~ 1e-3, relative error ~1e-16/|z| below).
-        e = tl.exp(-2.0 * tl.abs(z))
-        t = (1.0 - e) / (1.0 + e)
-        out = tl.where(z < 0, -t, t)
+        out = z
     return out
 
 
 @triton.jit
-def _rows(
+def _chunk(
     X_ptr,
     Y_ptr,
     rows,
@@ -46,36 +64,39 @@ def _rows(
     W1,
     c1,
     scale,
-    grad_W0,
-    grad_W1,
-    loss_acc,
+    g0,
+    g1,
+    sq,
     WANT_GRAD: tl.constexpr,
     PHI: tl.constexpr,
     DIN: tl.constexpr,
+    H: tl.constexpr,
+    PIXELS: tl.constexpr,
+    RB: tl.constexpr,
     USE_DOT: tl.constexpr,
-    USE_LIBDEVICE: tl.constexpr,
+    TANH_EXP: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
-    """One chunk of data rows: adds its squared error (and gradients) to the accumulators."""
+    """RB data rows for all PIXELS pixels: adds squared errors (PIXELS,) and gradients."""
     kk = tl.arange(0, DIN)
     x = tl.load(X_ptr + rows[:, None] * DIN + kk[None, :], mask=mask[:, None], other=0.0)
     y = tl.load(Y_ptr + rows, mask=mask, other=0.0)
     if USE_DOT:
-        zeta = tl.dot(x, W0, input_precision="ieee", out_dtype=x.dtype)
+        zeta = tl.dot(x, W0, input_precision=PRECISION, out_dtype=x.dtype)
     else:
         zeta = tl.sum(x[:, :, None] * W0[None, :, :], axis=1)
-    if PHI == 0:
-        a = _tanh(zeta, USE_LIBDEVICE)
-    elif PHI == 1:
-        a = tl.where(zeta > 0, zeta, 0.0)
-    else:
-        a = zeta
-    f = tl.sum(a * W1[None, :], axis=1) * c1
-    r = tl.where(mask, f - y, 0.0)
-    loss_acc += tl.sum(r * r, axis=0)
+    # Padded rows (x = 0) would give 0 * inf = NaN activations once a pixel's W0 overflows,
+    # and NaN * 0 in its gradients: they are zeroed, so they add exact zeros.
+    a = tl.where(mask[:, None], _phi(zeta, PHI, TANH_EXP), 0.0)
+    # The output layer per pixel: a sum over each pixel's own H columns.
+    f = tl.sum(tl.reshape(a * W1[None, :], (RB, PIXELS, H)), axis=2) * c1
+    r = tl.where(mask[:, None], f - y[:, None], 0.0)
+    sq += tl.sum(r * r, axis=0)
     if WANT_GRAD:
-        dz = r * scale
-        grad_W1 += tl.sum(a * dz[:, None], axis=0) * c1
-        da = dz[:, None] * (W1 * c1)[None, :]
+        # Each pixel's residual, repeated over its H columns.
+        dz = tl.reshape(tl.broadcast_to((r * scale)[:, :, None], (RB, PIXELS, H)), (RB, PIXELS * H))
+        g1 += tl.sum(a * dz, axis=0) * c1
+        da = dz * (W1 * c1)[None, :]
         if PHI == 0:
             dzeta = da - da * (a * a)
         elif PHI == 1:
@@ -83,13 +104,15 @@ def _rows(
         else:
             dzeta = da
         if USE_DOT:
-            grad_W0 += tl.dot(tl.trans(x), dzeta, input_precision="ieee", out_dtype=x.dtype)
+            g0 = tl.dot(tl.trans(x), dzeta, g0, input_precision=PRECISION, out_dtype=x.dtype)
         else:
-            grad_W0 += tl.sum(x[:, :, None] * dzeta[:, None, :], axis=0)
-    return loss_acc, grad_W0, grad_W1
+            g0 += tl.sum(x[:, :, None] * dzeta[:, None, :], axis=0)
+    return sq, g0, g1
 
 
-@triton.jit
+# Sizes are not specialised (on == 1 or divisibility by 16): one compilation serves every
+# launch and step count, and a warm-up call compiles what the timed call runs.
+@triton.jit(do_not_specialize=["P", "N", "steps", "tail_from", "tail_count"])
 def train_kernel(
     X_ptr,
     Y_ptr,
@@ -100,27 +123,35 @@ def train_kernel(
     MB_ptr,
     STATS_ptr,
     DIV_ptr,
+    P,
     N,
     steps,
     tail_from,
     tail_count,
     MB: tl.constexpr,
-    MBP: tl.constexpr,
     HAS_OFF: tl.constexpr,
     OFF_EVERY: tl.constexpr,
     PHI: tl.constexpr,
     DIN: tl.constexpr,
     H: tl.constexpr,
+    PIXELS: tl.constexpr,
     RB: tl.constexpr,
     USE_DOT: tl.constexpr,
-    USE_LIBDEVICE: tl.constexpr,
+    TANH_EXP: tl.constexpr,
+    PRECISION: tl.constexpr,
+    UNROLL: tl.constexpr,
 ):
-    """One program = one pixel, all steps; its weights never leave the chip."""
+    """One program = PIXELS pixels (of the P in this launch), all steps on chip."""
+    PH: tl.constexpr = PIXELS * H
     pid = tl.program_id(0)
     kk = tl.arange(0, DIN)
-    hh = tl.arange(0, H)
-    W0 = tl.load(W0_ptr + kk[:, None] * H + hh[None, :])
-    W1 = tl.load(W1_ptr + hh)
+    jj = tl.arange(0, PH)
+    pix = pid * PIXELS + tl.arange(0, PIXELS)
+    live = pix < P
+    col_pix = pid * PIXELS + jj // H
+    col_live = col_pix < P
+    W0 = tl.load(W0_ptr + kk[:, None] * H + (jj % H)[None, :])
+    W1 = tl.load(W1_ptr + jj % H)
     dt = W0.dtype
     # Scalars are computed here in float64: Triton passes Python floats as fp32.
     n_f = tl.cast(N, tl.float64)
@@ -129,72 +160,56 @@ def train_kernel(
     scale_mb = tl.cast(2.0 / tl.cast(tl.maximum(tl.cast(MB, tl.int32), 1), tl.float64), dt)
     inv_n_dt = tl.cast(1.0 / n_f, dt)
     inv_tail = 1.0 / tl.cast(tail_count, tl.float64)
-    lr0 = tl.load(LR_ptr + 2 * pid).to(dt)
-    lr1 = tl.load(LR_ptr + 2 * pid + 1).to(dt)
-    off = tl.load(OFF_ptr + pid).to(dt)
+    # Padded pixels (col_live false) train with zero learning rates: finite, harmless, not stored.
+    lr0 = tl.load(LR_ptr + 2 * col_pix, mask=col_live, other=0.0).to(dt)
+    lr1 = tl.load(LR_ptr + 2 * col_pix + 1, mask=col_live, other=0.0).to(dt)
+    off = tl.load(OFF_ptr + col_pix, mask=col_live, other=0.0).to(dt)
     if HAS_OFF:
         if not OFF_EVERY:
-            W0 += off
-    v0 = tl.full((), 0.0, tl.float64)
-    v_final = tl.full((), 0.0, tl.float64)
-    v_min = tl.full((), float("inf"), tl.float64)
-    sum_u = tl.full((), 0.0, tl.float64)
-    sum_inv = tl.full((), 0.0, tl.float64)
-    tail = tl.full((), 0.0, tl.float64)
-    div = tl.full((), -1, tl.int64)
+            W0 += off[None, :]
+    v0 = tl.zeros((PIXELS,), tl.float64)
+    v_final = tl.zeros((PIXELS,), tl.float64)
+    v_min = tl.full((PIXELS,), float("inf"), tl.float64)
+    sum_u = tl.zeros((PIXELS,), tl.float64)
+    sum_inv = tl.zeros((PIXELS,), tl.float64)
+    tail = tl.zeros((PIXELS,), tl.float64)
+    div = tl.full((PIXELS,), -1, tl.int64)
     rr = tl.arange(0, RB)
     for t in range(steps):
         if HAS_OFF:
             if OFF_EVERY:
-                W0 += off
-        g0 = tl.zeros((DIN, H), dt)
-        g1 = tl.zeros((H,), dt)
-        sq = tl.zeros((), dt)
-        for c in range(0, N, RB):
+                W0 += off[None, :]
+        g0 = tl.zeros((DIN, PH), dt)
+        g1 = tl.zeros((PH,), dt)
+        sq = tl.zeros((PIXELS,), dt)
+        # UNROLL chunks per iteration share one layout conversion of W0 for the dot (the
+        # compiler does not hoist it out of the loop); the rest one by one, in the same order.
+        whole = N - N % (RB * UNROLL) if UNROLL > 1 else 0
+        for c in range(0, whole, RB * UNROLL):
+            for k in tl.static_range(UNROLL):
+                rows = c + k * RB + rr
+                sq, g0, g1 = _chunk(
+                    X_ptr, Y_ptr, rows, rows < N, W0, W1, c1, scale_full, g0, g1, sq,
+                    MB == 0, PHI, DIN, H, PIXELS, RB, USE_DOT, TANH_EXP, PRECISION,
+                )  # fmt: skip
+        for c in range(whole, N, RB):
             rows = c + rr
-            sq, g0, g1 = _rows(
-                X_ptr,
-                Y_ptr,
-                rows,
-                rows < N,
-                W0,
-                W1,
-                c1,
-                scale_full,
-                g0,
-                g1,
-                sq,
-                MB == 0,
-                PHI,
-                DIN,
-                USE_DOT,
-                USE_LIBDEVICE,
-            )
+            sq, g0, g1 = _chunk(
+                X_ptr, Y_ptr, rows, rows < N, W0, W1, c1, scale_full, g0, g1, sq,
+                MB == 0, PHI, DIN, H, PIXELS, RB, USE_DOT, TANH_EXP, PRECISION,
+            )  # fmt: skip
         if MB > 0:
-            g0 = tl.zeros((DIN, H), dt)
-            g1 = tl.zeros((H,), dt)
-            mm = tl.arange(0, MBP)
-            rows = tl.load(MB_ptr + t * MB + mm, mask=mm < MB, other=0)
-            unused = tl.zeros((), dt)
-            unused, g0, g1 = _rows(
-                X_ptr,
-                Y_ptr,
-                rows,
-                mm < MB,
-                W0,
-                W1,
-                c1,
-                scale_mb,
-                g0,
-                g1,
-                unused,
-                True,
-                PHI,
-                DIN,
-                USE_DOT,
-                USE_LIBDEVICE,
-            )
-        W0 -= g0 * lr0
+            g0 = tl.zeros((DIN, PH), dt)
+            g1 = tl.zeros((PH,), dt)
+            unused = tl.zeros((PIXELS,), dt)
+            for c in range(0, MB, RB):
+                picked = c + rr < MB
+                rows = tl.load(MB_ptr + t * MB + c + rr, mask=picked, other=0)
+                unused, g0, g1 = _chunk(
+                    X_ptr, Y_ptr, rows, picked, W0, W1, c1, scale_mb, g0, g1, unused,
+                    True, PHI, DIN, H, PIXELS, RB, USE_DOT, TANH_EXP, PRECISION,
+                )  # fmt: skip
+        W0 -= g0 * lr0[None, :]
         W1 -= g1 * lr1
         v = (sq * inv_n_dt).to(tl.float64)
         v = tl.where((v - v) == 0.0, v, MAX_RATIO)  # non-finite -> MAX_RATIO
@@ -207,11 +222,52 @@ def train_kernel(
         v_min = tl.where(v < v_min, v, v_min)
         div = tl.where((u >= MAX_RATIO) & (div < 0), t, div)
         v_final = v
-    base = STATS_ptr + N_STATS * pid
-    tl.store(base + STAT_LOSS_INITIAL, v0)
-    tl.store(base + STAT_LOSS_FINAL, v_final)
-    tl.store(base + STAT_LOSS_MIN, v_min)
-    tl.store(base + STAT_SUM_U, sum_u)
-    tl.store(base + STAT_SUM_INV_U, sum_inv)
-    tl.store(base + STAT_TAIL_MEAN_U, tail * inv_tail)
-    tl.store(DIV_ptr + pid, div)
+    base = STATS_ptr + N_STATS * pix
+    tl.store(base + STAT_LOSS_INITIAL, v0, mask=live)
+    tl.store(base + STAT_LOSS_FINAL, v_final, mask=live)
+    tl.store(base + STAT_LOSS_MIN, v_min, mask=live)
+    tl.store(base + STAT_SUM_U, sum_u, mask=live)
+    tl.store(base + STAT_SUM_INV_U, sum_inv, mask=live)
+    tl.store(base + STAT_TAIL_MEAN_U, tail * inv_tail, mask=live)
+    tl.store(DIV_ptr + pix, div, mask=live)
+
+
+def compile_ahead(dtype: str, constexprs: dict, arch: int = 90, num_warps: int = 4, num_stages: int = 3):
+    """``train_kernel`` compiled for CUDA ``sm_<arch>`` without a GPU (Triton's own ptxas)."""
+    ptr = "*" + {"float64": "fp64", "float32": "fp32"}[dtype]
+    signature = dict.fromkeys(("X_ptr", "Y_ptr", "W0_ptr", "W1_ptr"), ptr)
+    signature.update(LR_ptr="*fp64", OFF_ptr="*fp64", MB_ptr="*i64", STATS_ptr="*fp64", DIV_ptr="*i64")
+    signature.update(dict.fromkeys(("P", "N", "steps", "tail_from", "tail_count"), "i32"))
+    signature.update(dict.fromkeys(constexprs, "constexpr"))
+    source = triton.compiler.ASTSource(fn=train_kernel, signature=signature, constexprs=constexprs)
+    options = {"num_warps": num_warps, "num_stages": num_stages}
+    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
+
+
+def resource_usage(compiled) -> dict:
+    """Registers per thread and spills of a compiled kernel, from its cubin by ``cuobjdump``:
+    ``n_regs``, ``stack_bytes`` (per thread; spills live there), the static counts of local
+    stores/loads (``STL``/``LDL``) and of tensor-core instructions (DMMA, HMMA); on a GPU also
+    the loaded kernel's ``n_regs``/``n_spills``."""
+    loaded = {}
+    if getattr(compiled, "n_regs", None) is not None:
+        loaded = {"n_regs": int(compiled.n_regs), "n_spills": int(compiled.n_spills)}
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    tool = str(tool) if tool.exists() else shutil.which("cuobjdump")
+    if tool is None:
+        return loaded
+    with tempfile.TemporaryDirectory() as tmp:
+        cubin = Path(tmp) / "kernel.cubin"
+        cubin.write_bytes(compiled.asm["cubin"])
+        usage = subprocess.run([tool, "--dump-resource-usage", str(cubin)], capture_output=True, text=True)
+        sass = subprocess.run([tool, "-sass", str(cubin)], capture_output=True, text=True).stdout
+    fields = dict(re.findall(r"\b([A-Z]+):(\d+)", usage.stdout))
+    return {
+        "n_regs": int(fields.get("REG", -1)),
+        "stack_bytes": int(fields.get("STACK", -1)),
+        "spill_stores": len(re.findall(r"\bSTL\b", sass)),
+        "spill_loads": len(re.findall(r"\bLDL\b", sass)),
+        "dmma": len(re.findall(r"\bDMMA\b", sass)),
+        "hmma": len(re.findall(r"\bHMMA\b", sass)),
+        **loaded,
+    }
