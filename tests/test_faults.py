@@ -371,3 +371,17 @@ def test_sbatch_rejections_get_a_hint(tmp_path):
     assert len(hints) == 1 and "more GPUs per job than a node has" in hints[0]
     assert cluster.submission_hints(str(log)) == hints
     assert cluster.submission_hints(None) == []
+
+
+def test_a_bad_tuning_variable_stops_the_workflow_before_any_job(tmp_path, monkeypatch):
+    """TRAINABILITY_TRITON_* choose the GPU kernel's variant in every training job: a bad one
+    is one clear error at start-up, naming the variable and the allowed values."""
+    workdir = prepare_workdir(tmp_path / "run", one_experiment_config())
+    monkeypatch.setenv("TRAINABILITY_TRITON_PIXELS", "3")
+    result = snakemake(workdir, "--dry-run", check=False)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "bad Triton knobs TRAINABILITY_TRITON_PIXELS=3; allowed: pixels a power of two <= 64" in text
+    assert "Traceback" not in text and "train_shard" not in text
+    monkeypatch.setenv("TRAINABILITY_TRITON_PIXELS", "4")
+    assert snakemake(workdir, "--dry-run").returncode == 0

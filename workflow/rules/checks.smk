@@ -26,6 +26,14 @@ if workflow.is_main_process and config.get("kernel", "auto") != "auto":
     if _kernel_problems := _kernels.config_problems(EXPERIMENTS, config["kernel"], _types, Path.cwd()):
         raise WorkflowError(tconfig.ConfigError(_kernel_problems).args[0])
 
+# TRAINABILITY_TRITON_* tuning variables that are set must be valid (they choose the
+# GPU kernel's variant in every training job). torch is imported only when one is set.
+if workflow.is_main_process and any(k.startswith("TRAINABILITY_TRITON_") for k in os.environ):
+    from trainability.kernels import triton_gpu as _triton_gpu
+
+    if _knob_problems := _triton_gpu.knob_problems():
+        raise WorkflowError("; ".join(_knob_problems))
+
 # The main process polls SLURM: make it see scancel'ed jobs as failed.
 if workflow.is_main_process:
     _cluster.patch_slurm_status_query()

@@ -167,7 +167,11 @@ def variant(dtype: str, **knobs) -> dict:
     out = {}
     for name in KNOB_ENV:
         value = defaults[name] if given[name] is None else given[name]
-        out[name] = str(value) if name in ("tanh", "f32dot") else int(value)
+        try:
+            out[name] = str(value) if name in ("tanh", "f32dot") else int(value)
+        except ValueError:
+            source = f"{KNOB_ENV[name]}={value!r}" if name not in knobs else f"{name}={value!r}"
+            raise ValueError(f"bad Triton knob {source}: an integer is expected") from None
     if interpreting():
         out["tanh"] = "exp"  # the interpreter has no libdevice
     if dtype == "float64":
@@ -182,14 +186,31 @@ def variant(dtype: str, **knobs) -> dict:
         "f32dot": out["f32dot"] in F32_DOT,
         "unroll": out["unroll"] in (1, 2, 4),
     }
-    bad = [f"{name}={out[name]}" for name, ok in checks.items() if not ok]
+    from_env = {name for name in KNOB_ENV if knobs.get(name) is None and os.environ.get(KNOB_ENV[name])}
+    bad = [
+        f"{KNOB_ENV[name] if name in from_env else name}={out[name]}" for name, ok in checks.items() if not ok
+    ]
     if bad:
         raise ValueError(
-            f"bad Triton knobs {bad}: pixels a power of two <= 64, rows a power of two >= {MIN_ROWS}, "
-            f"warps 1|2|4|8|16, stages >= 1, dot 0|1, tanh {'|'.join(TANH)}, "
+            f"bad Triton knobs {', '.join(bad)}; allowed: pixels a power of two <= 64, rows a power of "
+            f"two >= {MIN_ROWS}, warps 1|2|4|8|16, stages >= 1, dot 0|1, tanh {'|'.join(TANH)}, "
             f"f32dot {'|'.join(F32_DOT)}, unroll 1|2|4"
         )
     return out
+
+
+def knob_problems() -> list[str]:
+    """The errors of the TRAINABILITY_TRITON_* variables set in the environment, for the
+    workflow's start-up checks (before any job); [] when none is set or all are valid."""
+    if not any(os.environ.get(env) for env in KNOB_ENV.values()):
+        return []
+    problems = []
+    for dtype in TORCH_DTYPES:
+        try:
+            variant(dtype)
+        except ValueError as err:
+            problems.append(str(err))
+    return sorted(set(problems))
 
 
 def build_identity(dtype: str, **knobs) -> str:
