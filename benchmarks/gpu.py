@@ -61,20 +61,10 @@ def steps(out: Path, tag: str, dry: bool) -> list[dict]:
     agree = ["benchmarks.label_agreement", "--output", str(out / f"agreement-{tag}.json")]
     if dry:
         selftest += ["--device", "cpu", "--resolution", "8", "--steps", "20"]
-        bench += [
-            "--device",
-            "cpu",
-            "--resolution",
-            "4",
-            "--steps",
-            "20",
-            "--impl",
-            "ours",
-            "--dtype",
-            "float64",
-        ]
+        bench += ["--device", "cpu", "--resolution", "4", "--steps", "20", "--gemm-n", "256"]
+        bench += ["--impl", "ours", "--dtype", "float64"]
         sweep = ["benchmarks.triton_sweep", "--dry", "--out", str(out / f"triton-sweep-{tag}.json")]
-        agree += ["--pairs", "fused:cpu", "torch:cpu", "--resolution", "4"]
+        agree += ["--pairs", "fused:cpu", "torch:cpu", "--resolution", "4", "--steps", "50"]
     else:
         selftest += ["--device", "cuda"]
         bench += [

@@ -58,6 +58,9 @@ def main(argv=None):
         "--pairs", nargs="+", default=["fused:cpu", "torch:cpu"], help="kernel:device, first = reference"
     )
     parser.add_argument("--resolution", type=int, default=32)
+    parser.add_argument(
+        "--steps", type=int, help="training steps (default: the config's; fewer for a quick check)"
+    )
     parser.add_argument("--config", default="config/config.yaml")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
@@ -66,6 +69,8 @@ def main(argv=None):
     windows = {}
     for name in WINDOWS:
         exp = experiments[name]
+        if args.steps:
+            exp["training"]["steps"] = args.steps
         runs = {}
         for kernel, device in pairs:
             began = time.monotonic()
