@@ -18,7 +18,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_command_checks_every_cpu_kernel_and_writes_its_report(tmp_path):
     out = tmp_path / "selftest.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "trainability.cli", "selftest", "--device", "cpu", "--json", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "trainability.cli",
+            "selftest",
+            "--device",
+            "cpu",
+            "--steps",
+            "300",
+            "--json",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
