@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch.func import grad_and_value, vmap
 
-from trainability import kernels
+from trainability import kernels, selftest
 from trainability.kernels import reference
-from trainability.problem import Problem, as_problem, per_layer_learning_rates
+from trainability.problem import Problem
 from trainability.statistics import stats_from_losses
 
 # name -> (module, function); in the order the benchmark runs them.
@@ -51,17 +51,20 @@ def runner_module(name: str) -> ModuleType:
 
 
 def load_problem(spec) -> Problem:
-    with np.load(spec["init_file"]) as npz:
-        return as_problem([npz["W0"], npz["W1"]], npz["X"], npz["Y"])
+    return selftest.load_problem(spec["init_file"])
+
+
+def subset_indices(n_total: int, k: int | None) -> np.ndarray:
+    """k pixels spread evenly over the grid (all when k is None or >= n_total)."""
+    if k is None or k >= n_total:
+        return np.arange(n_total)
+    return np.unique(np.linspace(0, n_total - 1, k).round().astype(np.int64))
 
 
 def grid_learning_rates(spec) -> np.ndarray:
-    """(P, 2) learning rates of the row-major grid (rows = y), lr_vs_lr axes."""
-    R = spec["resolution"]
-    xs = np.logspace(spec["x"][0], spec["x"][1], R)
-    ys = np.logspace(spec["y"][0], spec["y"][1], R)
-    gx, gy = np.meshgrid(xs, ys)
-    lrs, _ = per_layer_learning_rates(gx.ravel(), gy.ravel(), "lr_vs_lr", 2)
+    """(P, 2) learning rates of the row-major grid (rows = y), lr_vs_lr axes; only the grid
+    indices ``spec["pixels"]`` when given."""
+    lrs = selftest.grid_learning_rates(spec["resolution"], spec["x"], spec["y"])
     if spec.get("pixels") is not None:
         lrs = lrs[np.asarray(spec["pixels"], dtype=np.int64)]
     return np.ascontiguousarray(lrs)

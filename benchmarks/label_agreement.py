@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from benchmarks import machine, output
-from trainability import config, grid, kernels, problem, scoring, statistics, training
+from trainability import config, grid, kernels, problem, scoring, training
+from trainability.agreement import same_bits
 
 WINDOWS = ("paraminit", "tanh")
 
@@ -38,18 +39,6 @@ def train_window(exp: dict, resolution: int, kernel: str, device: str) -> dict[s
     ps = exp["phase_space"]
     x, y = grid.pixel_coordinates((ps["x"], ps["y"]), resolution, 0, resolution**2)
     return training.train_points(shared, settings, x, y, device=kernels.resolve_device(device), kernel=kernel)
-
-
-def same_bits(a: dict, b: dict) -> np.ndarray:
-    """Per pixel: every statistic bit-identical (any NaN equal to any NaN)."""
-    same = np.ones(len(a[statistics.STAT_FIELDS[0]]), dtype=bool)
-    for name in statistics.STAT_FIELDS:
-        x, y = np.asarray(a[name]), np.asarray(b[name])
-        equal = x.view(np.uint64) == y.view(np.uint64) if x.dtype == np.float64 else x == y
-        if x.dtype == np.float64:
-            equal |= np.isnan(x) & np.isnan(y)
-        same &= equal
-    return same
 
 
 def main(argv=None):

@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import impls, machine, output, peaks  # noqa: E402
-from trainability import kernels  # noqa: E402
+from trainability import kernels, selftest  # noqa: E402
 from trainability.agreement import (  # noqa: E402
     away_from_boundary,
     check_agreement,
@@ -43,10 +43,10 @@ from trainability.problem import flops_per_pixel_step  # noqa: E402
 from trainability.scoring import convergence_measure  # noqa: E402
 
 SCHEMA = "trainability-benchmark/2"
-DEFAULT_INIT = ROOT / "resources" / "author_init" / "author_init_N272.npz"
+DEFAULT_INIT = selftest.INIT_FILE
 # A window straddling the tanh full-batch boundary (log10 learning rates of
 # W0 (x) and W1 (y)); wide enough to hold both regions and the boundary.
-DEFAULT_WINDOW = ((0.0, 1.5), (1.5, 2.7))
+DEFAULT_WINDOW = (selftest.WINDOW_X, selftest.WINDOW_Y)
 # Pixels per implementation when not all: the slow ones are timed on a subset.
 DEFAULT_SUBSET = {
     "cpu": {"autograd_loop": 4},
@@ -81,13 +81,6 @@ def run_worker(spec: dict, workdir: Path, tag: str) -> tuple[dict, dict]:
     return result, stats
 
 
-def subset_indices(n_total: int, k: int | None) -> np.ndarray:
-    """k pixels spread evenly over the grid (all when k is None or >= n_total)."""
-    if k is None or k >= n_total:
-        return np.arange(n_total)
-    return np.unique(np.linspace(0, n_total - 1, k).round().astype(np.int64))
-
-
 def time_implementations(args, wanted: list[str], subset: dict, dtype: str) -> tuple[dict, dict]:
     """All repeats of all implementations, interleaved: per name the workers' results and last stats."""
     n_total = args.resolution**2
@@ -96,7 +89,7 @@ def time_implementations(args, wanted: list[str], subset: dict, dtype: str) -> t
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for r in range(args.repeats):
             for name in wanted:
-                pixels = subset_indices(n_total, subset.get(name))
+                pixels = impls.subset_indices(n_total, subset.get(name))
                 spec = {
                     "impl": name,
                     "init_file": str(args.init_file),
@@ -131,7 +124,7 @@ def stable_mask(args, problem, ours: dict, dtype: str) -> np.ndarray:
     grids only a spread subset is tested; untested pixels count as not stable."""
     n_total = args.resolution**2
     lrs = impls.grid_learning_rates({"resolution": args.resolution, "x": args.x, "y": args.y})
-    tested = subset_indices(n_total, args.stability_pixels)
+    tested = impls.subset_indices(n_total, args.stability_pixels)
     perturbed = [
         kernels.train_pixels(
             problem,
@@ -173,7 +166,7 @@ def implementation_row(
         "fraction_of_measured_fma_peak": gflops / fma if fma else None,
         "rss_peak_bytes": max(x["rss_peak_bytes"] for x in reps),
         "rss_peak_extra_bytes": max(x["rss_peak_extra_bytes"] for x in reps),
-        "estimated_seconds_4096x4096x1000_frame": 4096**2 * 1000 / rate,
+        "estimated_seconds_4096x4096x1000_frame": selftest.FRAME_PIXEL_STEPS / rate,
     }
     if theoretical is not None:
         row["fraction_of_theoretical_peak"] = gflops / theoretical
@@ -252,7 +245,7 @@ def benchmark(args) -> dict:
         rows = {}
         for name, reps in results.items():
             rows[name] = implementation_row(reps, flops, ours_rate, gemm["gflops"], fma, theoretical)
-            pixels = subset_indices(n_total, subset.get(name))
+            pixels = impls.subset_indices(n_total, subset.get(name))
             rows[name]["agreement_with_ours"] = check_agreement(
                 stats["ours"], stats[name], pixels, shape, stable
             )

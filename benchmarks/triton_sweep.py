@@ -28,20 +28,17 @@ from pathlib import Path
 if "--dry" in sys.argv[1:]:  # read by triton when the kernels are defined, at import
     os.environ["TRITON_INTERPRET"] = "1"
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks import impls, machine  # noqa: E402
 from benchmarks.output import slug  # noqa: E402
-from trainability.agreement import compare_pixels, perturbed_learning_rates, stable_pixels  # noqa: E402
+from trainability import selftest  # noqa: E402
+from trainability.agreement import compare_pixels, perturbed_learning_rates, same_bits, stable_pixels  # noqa: E402
 from trainability.kernels import train_pixels, triton_gpu  # noqa: E402
 from trainability.problem import as_problem  # noqa: E402
-from trainability.statistics import STAT_FIELDS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = "trainability-triton-sweep/1"
-DEFAULT_INIT = ROOT / "resources" / "author_init" / "author_init_N272.npz"
-FRAME_PIXEL_STEPS = 4096 * 4096 * 1000
 # (pixels, rows, warps, extra knobs) per dtype; the defaults first. Pruned by the sm_90 AOT
 # register counts: variants that spill heavily (float64 16 pixels on <= 8 warps) are left out.
 VARIANTS = {
@@ -114,13 +111,6 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def bits_equal(a, b) -> float:
-    same = np.ones(len(a["diverged_step"]), dtype=bool)
-    for name in STAT_FIELDS:
-        same &= (a[name] == b[name]) | (np.isnan(a[name]) & np.isnan(b[name]))
-    return float(same.mean())
-
-
 def sweep_dtype(args, dtype, problem, spec, device, deadline, rows, save):
     """Appends a row per variant to ``rows``, calling ``save()`` after each (a sweep cut short
     by its caller's time limit keeps what it measured)."""
@@ -154,7 +144,7 @@ def measure(args, problem, spec, dtype, device, knobs, checks) -> dict:
     stats, check_s = timed(lambda: run_variant(problem, check_lrs, args.steps, dtype, device, knobs))
     checks["default"] = checks["default"] or {"stats": stats, "knobs": knobs}
     default = checks["default"]["stats"]
-    row["bits_equal_default_fraction"] = bits_equal(stats, default)
+    row["bits_equal_default_fraction"] = float(same_bits(stats, default).mean())
     row["vs_default"] = dict(compare_pixels(default, stats, checks["stable"], **RTOL[dtype]))
     row["vs_default"]["default_knobs"] = checks["default"]["knobs"]
     row["vs_torch"] = compare_pixels(checks["ref"], stats, checks["stable"], **RTOL[dtype])
@@ -163,14 +153,13 @@ def measure(args, problem, spec, dtype, device, knobs, checks) -> dict:
     lrs = impls.grid_learning_rates(dict(spec, pixels=check_pixels(spec, n)))
     _, seconds = timed(lambda: run_variant(problem, lrs, args.steps, dtype, device, knobs))
     row.update(timed_pixels=len(lrs), timed_s=seconds, pixel_steps_per_s=len(lrs) * args.steps / seconds)
-    row["estimated_seconds_4096x4096x1000_frame"] = FRAME_PIXEL_STEPS / row["pixel_steps_per_s"]
+    row["estimated_seconds_4096x4096x1000_frame"] = selftest.FRAME_PIXEL_STEPS / row["pixel_steps_per_s"]
     return row
 
 
 def check_pixels(spec, n):
     """``n`` grid indices spread evenly over the whole grid (all when n >= the grid)."""
-    total = spec["resolution"] ** 2
-    return np.unique(np.linspace(0, total - 1, min(n, total)).round().astype(np.int64)).tolist()
+    return impls.subset_indices(spec["resolution"] ** 2, n).tolist()
 
 
 def table(rows) -> str:
@@ -206,7 +195,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=1.5, help="target length of a timed run")
     parser.add_argument("--max-pixels", type=int, default=1 << 20, help="most pixels of a timed run")
     parser.add_argument("--budget-s", type=float, default=110.0, help="variants after this are skipped")
-    parser.add_argument("--init", type=Path, default=DEFAULT_INIT, help="initial weights and data (npz)")
+    parser.add_argument(
+        "--init", type=Path, default=selftest.INIT_FILE, help="initial weights and data (npz)"
+    )
     args = parser.parse_args(argv)
     small = dict(steps=3, resolution=4, check_pixels=4) if args.dry else {}
     for name, full in (("steps", 1000), ("resolution", 1024), ("check_pixels", 1024)):
@@ -218,7 +209,9 @@ def main(argv=None) -> int:
         device = "cuda"
     else:
         parser.error("no CUDA device: run on a GPU, or --dry for the CPU check")
-    spec = dict(init_file=str(args.init), x=(0.0, 1.5), y=(1.5, 2.7), resolution=args.resolution)
+    spec = dict(
+        init_file=str(args.init), x=selftest.WINDOW_X, y=selftest.WINDOW_Y, resolution=args.resolution
+    )
     problem = impls.load_problem(spec)
     if args.dry:  # 40 rows of the author's data (a pair of chunks and a partial one): interpreter
         problem = as_problem(problem.weights, problem.X[:40], problem.Y[:40])

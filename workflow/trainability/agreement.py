@@ -22,6 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from trainability.scoring import convergence_measure
+from trainability.statistics import STAT_FIELDS
 
 LABEL_AGREEMENT = 0.995  # minimum fraction of pixels with the same converged/diverged label
 MEASURE_RTOL = 1e-9  # maximum relative difference of the measure away from the boundary
@@ -30,6 +31,19 @@ PERTURBATION = 1e-13  # relative change of the learning rates in the chaos test
 STABLE_RTOL = 1e-10  # a pixel is stable when that change moves its measure by no more
 
 Stats = Mapping[str, np.ndarray]
+
+
+def same_bits(a: Stats, b: Stats) -> np.ndarray:
+    """Per pixel: every statistic bit-identical (float64 by its bits, so -0 differs from +0;
+    any NaN equals any NaN)."""
+    same = np.ones(len(a[STAT_FIELDS[0]]), dtype=bool)
+    for name in STAT_FIELDS:
+        x, y = np.asarray(a[name]), np.asarray(b[name])
+        equal = x.view(np.uint64) == y.view(np.uint64) if x.dtype == np.float64 else x == y
+        if x.dtype == np.float64:
+            equal |= np.isnan(x) & np.isnan(y)
+        same &= equal
+    return same
 
 
 def away_from_boundary(labels: np.ndarray) -> np.ndarray:

@@ -27,8 +27,6 @@ Exit status 1 when any kernel disagrees, 2 on bad usage.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainability import kernels
+from trainability import io, kernels
 from trainability.agreement import (
     DIVERGED_RTOL,
     LABEL_AGREEMENT,
@@ -50,10 +48,11 @@ from trainability.agreement import (
 from trainability.kernels import reference
 from trainability.problem import DTYPES, Problem, as_problem, per_layer_learning_rates
 
+# The benchmark problem (benchmarks/README.md), defined here for the self-test and the benchmarks.
 INIT_FILE = Path(__file__).resolve().parents[2] / "resources" / "author_init" / "author_init_N272.npz"
-WINDOW_X, WINDOW_Y = (0.0, 1.5), (1.5, 2.7)  # log10 lr of W0, W1 (benchmarks/README.md)
+WINDOW_X, WINDOW_Y = (0.0, 1.5), (1.5, 2.7)  # log10 lr of W0, W1: straddles the boundary
 NONLINEARITY = "tanh"
-FRAME_PIXEL_STEPS = 4096 * 4096 * 1000  # the paper's frame
+FRAME_PIXEL_STEPS = 4096 * 4096 * 1000  # the paper's frame, for the estimated frame times
 AUTOGRAD_PIXELS = 8  # the reference's own check: autograd is ~20x slower per pixel
 TIMING_SECONDS = 3.0  # aimed-for length of each timed run
 TIMING_PIXELS = {"cpu": 0, "cuda": 512 * 512}  # 0: time the agreement run itself
@@ -134,11 +133,12 @@ def load_problem(init_file: Path = INIT_FILE) -> Problem:
         return as_problem([npz["W0"], npz["W1"]], npz["X"], npz["Y"])
 
 
-def grid_learning_rates(resolution: int) -> np.ndarray:
-    """(R*R, 2) learning rates of the window, row-major (rows = lr of W1)."""
-    gx, gy = np.meshgrid(np.logspace(*WINDOW_X, resolution), np.logspace(*WINDOW_Y, resolution))
+def grid_learning_rates(resolution: int, x=WINDOW_X, y=WINDOW_Y) -> np.ndarray:
+    """(R*R, 2) learning rates of the window (log10 bounds x for W0, y for W1), row-major
+    (rows = lr of W1); the benchmarks use the same grid."""
+    gx, gy = np.meshgrid(np.logspace(x[0], x[1], resolution), np.logspace(y[0], y[1], resolution))
     lrs, _ = per_layer_learning_rates(gx.ravel(), gy.ravel(), "lr_vs_lr", 2)
-    return lrs
+    return np.ascontiguousarray(lrs)
 
 
 def _synchronize(device: torch.device) -> None:
@@ -230,6 +230,22 @@ def _summary(agreement: dict) -> str:
     )
 
 
+CRITERIA = {
+    "float64": {
+        "label_agreement_min": LABEL_AGREEMENT,
+        "measure_rtol_converged": MEASURE_RTOL,
+        "measure_rtol_diverged": DIVERGED_RTOL,
+        "diverged_onset": "equal",
+    },
+    "float32": {
+        "label_agreement_min": LABEL_AGREEMENT,
+        "measure_rtol_converged": None,
+        "measure_rtol_diverged": FLOAT32_DIVERGED_RTOL,
+        "diverged_onset": "equal",
+    },
+}
+
+
 def run(
     device="auto", resolution: int = 16, steps: int = 500, *, init_file: Path = INIT_FILE, progress=print
 ) -> Report:
@@ -262,10 +278,15 @@ def run(
             row.agreement = judge(ref, stats, stable, resolution, dtype)
         row.status = "agrees" if row.agreement["ok"] else "DISAGREES"
         row.why += _summary(row.agreement)
-        row.pixel_steps_per_s, row.timed_pixels, row.timed_steps = len(lrs) * steps / seconds, len(lrs), steps
         if TIMING_PIXELS[device.type]:
             row.pixel_steps_per_s, row.timed_pixels, row.timed_steps = _throughput(
                 problem, device, kernel, dtype, steps
+            )
+        else:
+            row.pixel_steps_per_s, row.timed_pixels, row.timed_steps = (
+                len(lrs) * steps / seconds,
+                len(lrs),
+                steps,
             )
         row.estimated_frame_seconds = FRAME_PIXEL_STEPS / row.pixel_steps_per_s
     report = Report(str(device), resolution, steps, ref_info, rows, CRITERIA)
@@ -273,25 +294,5 @@ def run(
     return report
 
 
-CRITERIA = {
-    "float64": {
-        "label_agreement_min": LABEL_AGREEMENT,
-        "measure_rtol_converged": MEASURE_RTOL,
-        "measure_rtol_diverged": DIVERGED_RTOL,
-        "diverged_onset": "equal",
-    },
-    "float32": {
-        "label_agreement_min": LABEL_AGREEMENT,
-        "measure_rtol_converged": None,
-        "measure_rtol_diverged": FLOAT32_DIVERGED_RTOL,
-        "diverged_onset": "equal",
-    },
-}
-
-
 def write_json(report: Report, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(report.to_json(), indent=2, default=float) + "\n")
-    os.replace(tmp, path)
+    io.write_json(path, report.to_json())
