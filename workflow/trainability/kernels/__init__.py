@@ -33,7 +33,9 @@ import numpy as np
 import torch
 
 from trainability.kernels import c_cpu, torch_batched, triton_gpu
+from trainability.optimizers import check_arguments as check_optimizer_arguments
 from trainability.problem import Problem, build_problem, check_training_arguments
+from trainability.randomness import pixel_problem
 
 KERNELS = ("auto", "torch", "fused")
 FUSED_BY_DEVICE_TYPE = {"cpu": c_cpu, "cuda": triton_gpu}
@@ -99,6 +101,8 @@ def train_pixels(
     threads: int | None = None,
     progress: ProgressCallback | None = None,
     kernel: str = "auto",
+    optimizer: str = "gd",
+    optimizer_params: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Train one network per pixel and return per-pixel loss statistics.
 
@@ -120,11 +124,17 @@ def train_pixels(
         threads: CPU threads of the C kernel (default: torch's thread count).
         progress: called as ``progress(pixel_steps_done, pixel_steps_total)``.
         kernel: ``auto``, ``fused`` or ``torch`` (see the module docstring).
+        optimizer: ``gd``, ``momentum`` or ``adam`` (``trainability.optimizers``
+            states their update rules; every backend runs all three).
+        optimizer_params: the optimiser's hyperparameters, each a (P,) array
+            (``optimizers.pixel_parameters``); none for gd.
 
     Returns:
         dict of ``statistics.STAT_FIELDS`` -> (P,) arrays (float64; ``diverged_step`` int64).
     """
     check_training_arguments(problem, learning_rates, offsets, nonlinearity, steps, offset_mode, dtype)
+    optimizer_params = {k: np.asarray(v, dtype=np.float64) for k, v in (optimizer_params or {}).items()}
+    check_optimizer_arguments(optimizer, optimizer_params, np.shape(learning_rates)[0])
     device = resolve_device(device)
     chosen = backend(problem, dtype, device, kernel)
     learning_rates = np.asarray(learning_rates, dtype=np.float64)
@@ -141,6 +151,8 @@ def train_pixels(
         block_pixels=block_pixels,
         threads=threads or torch.get_num_threads(),
         progress=progress,
+        optimizer=optimizer,
+        optimizer_params=optimizer_params,
     )
     total = learning_rates.shape[0] * steps
     if progress is not None:
@@ -159,7 +171,10 @@ def config_problems(
         return []
     problems = []
     for name, exp in experiments.items():
+        if exp["model"].get("kind", "mlp") != "mlp":
+            continue  # the one-dimensional control trains with numpy, whatever the kernel
         shared = build_problem(exp["model"], exp["data"], exp["training"], workdir)
+        shared = pixel_problem(shared, exp["model"], exp["data"], exp["training"], [0])
         for device_type in sorted(set(device_types)):
             try:
                 backend(shared, exp["training"]["dtype"], torch.device(device_type), kernel)
@@ -171,7 +186,9 @@ def config_problems(
     return problems
 
 
-def arithmetic(kernel: str, device: str | torch.device, dtype: str = "float64") -> dict[str, str]:
+def arithmetic(
+    kernel: str, device: str | torch.device, dtype: str = "float64", optimizer: str = "gd"
+) -> dict[str, str]:
     """What a result's bits depend on (stored with each shard): the kernel, its build class
     and the device type. Two shards with the same identity hold the same bits for the same
     pixels; the merge refuses to mix identities in one frame unless the config allows it
@@ -182,7 +199,7 @@ def arithmetic(kernel: str, device: str | torch.device, dtype: str = "float64") 
     torch's depend on its version and the vector unit it dispatches to on CPU
     (``torch.backends.cpu.get_cpu_capability``), or on the GPU model; Triton's on its
     version, the variant's knobs (``triton_gpu.build_identity``, which depends on the
-    dtype) and the GPU model.
+    dtype and the optimiser) and the GPU model.
     """
     device = resolve_device(device)
     if device.type == "cuda":
@@ -192,7 +209,7 @@ def arithmetic(kernel: str, device: str | torch.device, dtype: str = "float64") 
     if kernel == "fused" and device.type == "cpu":
         build = c_cpu.BUILD_CLASS
     elif kernel == "fused":
-        build = triton_gpu.build_identity(dtype)
+        build = triton_gpu.build_identity(dtype, optimizer)
     elif device.type == "cpu":
         build = f"torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()}"
     else:

@@ -35,6 +35,15 @@ pixel's arithmetic does not depend on any other pixel, the chunking or the
 thread count, so results are invariant to sharding, bit for bit
 (tests/test_fused_bits.py checks this, and the bits against digests recorded
 for ``BUILD_CLASS``).
+
+Optimisers: gd, momentum and Adam (``trainability.optimizers`` states their update
+rules), the optimiser an enum (``OPTIMIZER``) and its per-pixel hyperparameters a
+(P, 3) array passed to the kernel, which keeps each pixel's state (momentum and
+Adam buffers, Adam's running products beta^t) in its own buffer, reset per pixel.
+The branch on the optimiser is outside the element-wise update loops; gd's loops
+are those of the gd-only kernel, so its bits are still those of ``BUILD_CLASS``.
+The kernel shares one problem (weights, data, minibatches) among its pixels:
+per-pixel randomness (``Problem.per_pixel``) runs on the torch kernel.
 """
 
 from __future__ import annotations
@@ -52,6 +61,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trainability.optimizers import OPTIMIZERS
+from trainability.optimizers import check_arguments as check_optimizer_arguments
 from trainability.problem import Problem, layer_constants
 from trainability.statistics import FLOAT_FIELDS, MAX_RATIO, TAIL_STEPS, from_columns
 
@@ -70,6 +81,8 @@ DEFINES = (
     *(f"-DSTAT_{name.upper()}={i}" for i, name in enumerate(FLOAT_FIELDS)),
 )
 PHI = {"tanh": 0, "relu": 1, "identity": 2}  # the kernel's enum
+OPTIMIZER = {"gd": 0, "momentum": 1, "adam": 2}  # the kernel's OPT_* enum
+N_HYPER = 3  # columns of the kernel's per-pixel hyperparameter array (OPTIMIZERS order)
 ROW_BLOCK = 16  # rows are padded to a multiple of the kernel's NB
 
 _lib_lock = threading.Lock()
@@ -82,11 +95,22 @@ def unsupported(problem: Problem, dtype: str, device) -> str | None:
         return f"the fused C kernel runs on CPU, not {device.type}"
     if dtype != "float64":
         return f"the fused C kernel supports float64 only, not {dtype}"
-    if len(problem.weights) != 2:
-        return f"the fused C kernel supports depth-2 networks only, not depth {len(problem.weights)}"
+    if problem.per_pixel:
+        return _per_pixel_reason(problem)
+    depth = len(problem.weight_shapes())
+    if depth != 2:
+        return f"the fused C kernel supports depth-2 networks only, not depth {depth}"
     if load_library() is None:
         return f"the fused C kernel is unavailable: {_lib_state['why']}"
     return None
+
+
+def _per_pixel_reason(problem: Problem) -> str:
+    kinds = ", ".join(sorted(problem.per_pixel))
+    return (
+        f"per-pixel randomness (data.per_pixel: {kinds}) runs on the torch kernel; "
+        "the fused C kernel shares one draw among its pixels"
+    )
 
 
 def cache_dir() -> Path:
@@ -135,7 +159,7 @@ def find_compiler() -> str | None:
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     d, i, p = ctypes.c_double, ctypes.c_int, ctypes.c_void_p
     lib.fused_train_f64.restype = i
-    lib.fused_train_f64.argtypes = [i, i, i, i, i, i, i, p, p, i, i, p, p, p, p, p, p, i, i, d, p, p]
+    lib.fused_train_f64.argtypes = [i, i, i, i, i, i, i, p, p, i, i, p, p, p, p, p, p, i, i, d, i, p, p, p]
     lib.fused_tanh_f64.restype = None
     lib.fused_tanh_f64.argtypes = [ctypes.c_int64, p, p]
     return lib
@@ -221,13 +245,21 @@ def train(
     chunk: int | None = None,
     progress=None,
     lib: ctypes.CDLL | None = None,
+    optimizer: str = "gd",
+    optimizer_params=None,
 ) -> dict:
     """Per-pixel statistics of every pixel; see ``kernels.train_pixels``.
 
     ``first_pixel`` and ``block_pixels`` do not matter here (pixels are
     independent); ``chunk`` is the number of pixels per kernel call; ``lib`` a
-    kernel from ``build_variant`` instead of the cached native build.
+    kernel from ``build_variant`` instead of the cached native build;
+    ``optimizer`` and ``optimizer_params`` (name -> (P,) array; none for gd) as
+    ``trainability.optimizers`` defines them.
     """
+    if problem.per_pixel:
+        raise ValueError(_per_pixel_reason(problem))
+    optimizer_params = {k: np.asarray(v, dtype=np.float64) for k, v in (optimizer_params or {}).items()}
+    check_optimizer_arguments(optimizer, optimizer_params, np.shape(learning_rates)[0])
     lib = load_library() if lib is None else lib
     if lib is None:
         raise RuntimeError(f"the fused C kernel is unavailable: {_lib_state['why']}")
@@ -253,12 +285,15 @@ def train(
         YmbT[:, :, :mb] = Y[idx].transpose(0, 2, 1)
     lrs = np.ascontiguousarray(learning_rates, dtype=np.float64)
     P = lrs.shape[0]
+    hyper = np.zeros((P, N_HYPER))
+    for column, name in enumerate(OPTIMIZERS[optimizer]):
+        hyper[:, column] = optimizer_params[name]
     offs = None if offsets is None else np.ascontiguousarray(offsets, dtype=np.float64)
     stats = np.empty((P, len(FLOAT_FIELDS)))
     diverged = np.empty(P, dtype=np.int64)
     if chunk is None:
         chunk = max(1, min(64, -(-P // (4 * threads))))
-    keep = (XT, YT, XmbT, YmbT, W0, W1, lrs, offs, stats, diverged)  # alive during the calls
+    keep = (XT, YT, XmbT, YmbT, W0, W1, lrs, offs, hyper, stats, diverged)  # alive during the calls
 
     def work(lo, hi):
         rc = lib.fused_train_f64(
@@ -282,9 +317,13 @@ def train(
             int(offset_mode == "every_step"),
             PHI[nonlinearity],
             c[1],
+            OPTIMIZER[optimizer],
+            hyper.ctypes.data + lo * N_HYPER * 8,
             stats.ctypes.data + lo * stats.shape[1] * 8,
             diverged.ctypes.data + lo * 8,
         )
+        if rc == -2:
+            raise ValueError(f"fused C kernel: unknown optimizer {optimizer!r}")
         if rc != 0:
             raise MemoryError("fused C kernel: out of memory")
         return hi - lo

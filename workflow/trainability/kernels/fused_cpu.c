@@ -26,7 +26,18 @@
    - built with -ffp-contract=off: a fused multiply-add is where FMA() is written, and
      nowhere else; without FMA hardware it is libm's fma, correctly rounded, so the same;
      v4 (below) is 4 doubles, element-wise;
-   - tanh is tanh_block below, not libm's. */
+   - tanh is tanh_block below, not libm's.
+
+   Optimisers (trainability/optimizers.py states the rules; c_cpu.OPTIMIZER is the enum):
+   gd, momentum (heavy ball) and Adam, with per-pixel hyperparameters (hyper: P x 3;
+   momentum: beta; adam: beta1, beta2, eps). The state (momentum buffers m of W0 and W1;
+   Adam's m, v and the running products b1 = beta1^t, b2 = beta2^t) lives in the aligned
+   buffer and is reset for each pixel. The branch on the optimiser is outside the update
+   loops, each a plain element-wise loop the compiler vectorises; gd's loops are those of
+   the gd-only kernel, so its bits are unchanged (BUILD_CLASS). Each update's operation
+   sequence is fixed here, one FMA where FMA() is written (momentum_update, adam_update);
+   the bias corrections are running products (b1 *= beta1 each step), not pow(); sqrt
+   and division are IEEE, correctly rounded, so these bits too do not depend on the build. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,6 +339,43 @@ static double pass(int d_in, int H, int D, int n, int np, const double *restrict
     return loss;
 }
 
+enum { OPT_GD = 0, OPT_MOMENTUM = 1, OPT_ADAM = 2 };
+
+/* momentum: m <- beta m + g (one FMA: FMA(beta, m, g)); W <- W - lr m (one FMA, as gd's
+   FMA(-g, lr, W)). */
+static void momentum_update(int n, double beta, double lr, const double *restrict g, double *restrict m,
+                            double *restrict w)
+{
+    for (int i = 0; i < n; i++) {
+        const double mi = FMA(beta, m[i], g[i]);
+        m[i] = mi;
+        w[i] = FMA(-mi, lr, w[i]);
+    }
+}
+
+/* adam, with omb1 = 1 - beta1, omb2 = 1 - beta2 and, per step (b1, b2 already multiplied
+   by this step's beta1, beta2), step = lr / (1 - b1), inv_bc2 = 1 / sqrt(1 - b2):
+   m <- beta1 m + (1 - beta1) g      FMA(beta1, m, omb1 g): the product omb1 g rounded first;
+   v <- beta2 v + (1 - beta2) g^2    FMA(beta2, v, omb2 (g g)): g g rounded, then omb2 (g g);
+   W <- W - step m / (sqrt(v) inv_bc2 + eps)
+                                     sqrt, *, +, / rounded in that order (no FMA), then
+                                     FMA(-q, step, W) as gd's FMA(-g, lr, W). */
+INLINE void adam_update(int n, double beta1, double beta2, double omb1, double omb2, double step,
+                        double inv_bc2, double eps, const double *restrict g, double *restrict m,
+                        double *restrict v, double *restrict w)
+{
+    /* One division and one sqrt per weight: the divider bounds this loop (Zen 3 has one). */
+    for (int i = 0; i < n; i++) {
+        const double gi = g[i];
+        const double mi = FMA(beta1, m[i], omb1 * gi);
+        const double vi = FMA(beta2, v[i], omb2 * (gi * gi));
+        m[i] = mi;
+        v[i] = vi;
+        const double q = mi / (__builtin_sqrt(vi) * inv_bc2 + eps);
+        w[i] = FMA(-q, step, w[i]);
+    }
+}
+
 /* Xr (rows x kp, columns from d_in on zero) = XT^T (XT: d_in x rows). */
 static void transpose(int d_in, int rows, int kp, const double *restrict XT, double *restrict Xr)
 {
@@ -335,28 +383,38 @@ static void transpose(int d_in, int rows, int kp, const double *restrict XT, dou
         for (int k = 0; k < kp; k++) Xr[(size_t)i * kp + k] = k < d_in ? XT[(size_t)k * rows + i] : 0.0;
 }
 
-/* Train pixels [0, P): returns 0, or -1 when out of memory.
+/* Train pixels [0, P): returns 0, or -1 when out of memory (-2: unknown optimiser).
    stats: (P, N_STATS) float64, columns STAT_*;
-   diverged: (P,) int64. Minibatch (mb > 0): XmbT (steps, d_in, mbp), YmbT (steps, D, mbp). */
+   diverged: (P,) int64. Minibatch (mb > 0): XmbT (steps, d_in, mbp), YmbT (steps, D, mbp).
+   opt: OPT_*; hyper: (P, 3) float64, the pixel's hyperparameters (momentum: beta, -, -;
+   adam: beta1, beta2, eps), not read for gd (may be NULL). */
 int fused_train_f64(int P, int steps, int d_in, int H, int D, int n, int np,
                     const double *XT, const double *YT, int mb, int mbp,
                     const double *XmbT, const double *YmbT,
                     const double *W0init, const double *W1init, const double *lrs,
                     const double *offsets, int offset_every_step, int phi, double c1,
-                    double *stats, int64_t *diverged)
+                    int opt, const double *hyper, double *stats, int64_t *diverged)
 {
+    if (opt != OPT_GD && opt != OPT_MOMENTUM && opt != OPT_ADAM) return -2;
+    if (opt != OPT_GD && hyper == NULL) return -2;
     /* One 64-byte aligned buffer: every row of X, a, dzeta and G starts a cache line
        (np, mbp are multiples of 16), so no vector load splits across two lines. */
     const int kp = (d_in + 7) / 8 * 8;
     const size_t rows = np > mbp ? np : mbp, nX = (size_t)d_in * np, nXm = (size_t)d_in * mbp;
-    const size_t size = (H + D) * rows + nX + nXm + (size_t)D * (np + mbp) + (size_t)kp * (np + mbp) +
+    size_t size = (H + D) * rows + nX + nXm + (size_t)D * (np + mbp) + (size_t)kp * (np + mbp) +
                         LANES * (size_t)kp * H + 2 * (size_t)d_in * H + 2 * (size_t)H * D;
+    /* the optimiser's state after them, each array a whole number of cache lines */
+    const size_t n0 = (size_t)d_in * H, n1 = (size_t)H * D, s0 = (n0 + 7) / 8 * 8, s1 = (n1 + 7) / 8 * 8;
+    const size_t state = opt == OPT_GD ? 0 : opt == OPT_MOMENTUM ? s0 + s1 : 2 * (s0 + s1);
+    const size_t head = (size + 7) / 8 * 8;
+    size = head + state;
     double *buf = aligned_alloc(64, (sizeof(double) * size + 63) / 64 * 64);
     if (!buf) return -1;
     double *A = buf, *R = A + H * rows, *Xa = R + D * rows, *Ya = Xa + nX, *Xm = Ya + (size_t)D * np;
     double *Ym = Xm + nXm, *Xr = Ym + (size_t)D * mbp, *Xrm = Xr + (size_t)kp * np, *G = Xrm + (size_t)kp * mbp;
     double *W0 = G + LANES * (size_t)kp * H, *gW0 = W0 + (size_t)d_in * H;
     double *W1 = gW0 + (size_t)d_in * H, *gW1 = W1 + (size_t)H * D;
+    double *M0 = buf + head, *M1 = M0 + s0, *V0 = M1 + s1, *V1 = V0 + s0; /* V: adam only */
     memcpy(Xa, XT, sizeof(double) * d_in * np);
     memcpy(Ya, YT, sizeof(double) * D * np);
     transpose(d_in, np, kp, XT, Xr);
@@ -368,6 +426,11 @@ int fused_train_f64(int P, int steps, int d_in, int H, int D, int n, int np,
         const double off = offsets ? offsets[p] : 0.0;
         if (offsets && !offset_every_step)
             for (int i = 0; i < d_in * H; i++) W0[i] += off;
+        if (state) memset(M0, 0, sizeof(double) * state); /* m = v = 0 before step 1 */
+        const double *hp = hyper ? hyper + 3 * (size_t)p : NULL;
+        const double beta1 = hp ? hp[0] : 0.0, beta2 = hp ? hp[1] : 0.0, eps = hp ? hp[2] : 0.0;
+        const double omb1 = 1.0 - beta1, omb2 = 1.0 - beta2;
+        double b1 = 1.0, b2 = 1.0; /* beta1^t, beta2^t */
         double v0 = 0.0, vfinal = 0.0, vmin = __builtin_inf(), sum_u = 0.0, sum_inv = 0.0, tail = 0.0;
         int64_t div = -1;
         for (int t = 0; t < steps; t++) {
@@ -383,8 +446,19 @@ int fused_train_f64(int P, int steps, int d_in, int H, int D, int n, int np,
                 transpose(d_in, mbp, kp, Xm, Xrm);
                 pass(d_in, H, D, mb, mbp, Xm, Xrm, Ym, W0, W1, phi, c1, A, R, G, gW0, gW1);
             }
-            for (int i = 0; i < d_in * H; i++) W0[i] = FMA(-gW0[i], lr0, W0[i]);
-            for (int i = 0; i < H * D; i++) W1[i] = FMA(-gW1[i], lr1, W1[i]);
+            if (opt == OPT_GD) {
+                for (int i = 0; i < d_in * H; i++) W0[i] = FMA(-gW0[i], lr0, W0[i]);
+                for (int i = 0; i < H * D; i++) W1[i] = FMA(-gW1[i], lr1, W1[i]);
+            } else if (opt == OPT_MOMENTUM) { /* beta = hyper[0] */
+                momentum_update(d_in * H, beta1, lr0, gW0, M0, W0);
+                momentum_update(H * D, beta1, lr1, gW1, M1, W1);
+            } else {
+                b1 *= beta1;
+                b2 *= beta2;
+                const double inv_bc2 = 1.0 / __builtin_sqrt(1.0 - b2);
+                adam_update(d_in * H, beta1, beta2, omb1, omb2, lr0 / (1.0 - b1), inv_bc2, eps, gW0, M0, V0, W0);
+                adam_update(H * D, beta1, beta2, omb1, omb2, lr1 / (1.0 - b1), inv_bc2, eps, gW1, M1, V1, W1);
+            }
             if (!__builtin_isfinite(v)) v = MAX_RATIO;
             if (t == 0) v0 = v;
             double u = v / v0;

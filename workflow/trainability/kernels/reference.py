@@ -1,8 +1,10 @@
 """Per-pixel autograd reference: the paper's training loop written plainly, one pixel at a time.
 
 Shares no arithmetic with the kernels: the network is the notebook's formula
-(``net``), gradients come from torch autograd, and the statistics from whole
-loss trajectories (``statistics.stats_from_losses``). Tests hold every kernel
+(``net``), gradients come from torch autograd, momentum and Adam are
+torch.optim's own SGD and Adam (``trainability.optimizers`` states the rules
+the kernels implement), and the statistics come from whole loss trajectories
+(``statistics.stats_from_losses``). Tests hold every kernel
 to it; the benchmark times it as the "plain way" (``autograd_loop``). Slow:
 for a handful of pixels.
 """
@@ -14,8 +16,17 @@ import math
 import numpy as np
 import torch
 
-from trainability.problem import Problem
+from trainability.problem import Problem, one_pixel
 from trainability.statistics import stats_from_losses
+
+
+def _torch_optimizer(optimizer: str, params, learning_rates, hyper: dict):
+    """torch.optim's optimiser over one pixel's weights, one parameter group per layer."""
+    groups = [{"params": [p], "lr": float(lr)} for p, lr in zip(params, learning_rates)]
+    if optimizer == "momentum":
+        return torch.optim.SGD(groups, momentum=float(hyper["beta"]), foreach=False)
+    betas = (float(hyper["beta1"]), float(hyper["beta2"]))
+    return torch.optim.Adam(groups, betas=betas, eps=float(hyper["eps"]), foreach=False)
 
 
 def net(weights, X: torch.Tensor, nonlinearity: str) -> torch.Tensor:
@@ -46,8 +57,25 @@ def loss_trajectory(
     offset_mode: str = "every_step",
     dtype: str = "float64",
     device: str = "cpu",
+    optimizer: str = "gd",
+    optimizer_params: dict | None = None,
 ) -> np.ndarray:
-    """Full-batch losses v_0..v_{T-1} of one pixel (recorded before each update)."""
+    """Full-batch losses v_0..v_{T-1} of one pixel (recorded before each update).
+
+    ``optimizer_params``: this pixel's hyperparameters (numbers) of ``optimizer``."""
+    if optimizer != "gd":
+        return _optimizer_trajectory(
+            problem,
+            learning_rates,
+            offset,
+            nonlinearity,
+            steps,
+            offset_mode,
+            dtype,
+            device,
+            optimizer,
+            optimizer_params or {},
+        )
     tdt = getattr(torch, dtype)
     weights = [torch.as_tensor(w, dtype=tdt, device=device) for w in problem.weights]
     X = torch.as_tensor(problem.X, dtype=tdt, device=device)
@@ -71,6 +99,34 @@ def loss_trajectory(
     return torch.stack(losses).double().cpu().numpy()
 
 
+def _optimizer_trajectory(
+    problem, learning_rates, offset, nonlinearity, steps, offset_mode, dtype, device, optimizer, hyper
+) -> np.ndarray:
+    tdt = getattr(torch, dtype)
+    params = [torch.tensor(w, dtype=tdt, device=device, requires_grad=True) for w in problem.weights]
+    X = torch.as_tensor(problem.X, dtype=tdt, device=device)
+    Y = torch.as_tensor(problem.Y, dtype=tdt, device=device)
+    opt = _torch_optimizer(optimizer, params, learning_rates, hyper)
+    if offset is not None and offset_mode == "init_only":
+        with torch.no_grad():
+            params[0].add_(offset)
+    losses = []
+    for t in range(steps):
+        if offset is not None and offset_mode == "every_step":
+            with torch.no_grad():
+                params[0].add_(offset)
+        opt.zero_grad()
+        full = loss(params, X, Y, nonlinearity)
+        if problem.minibatch_indices is None:
+            full.backward()
+        else:  # the gradient uses the minibatch; the recorded loss is full-batch
+            idx = torch.as_tensor(problem.minibatch_indices[t], device=device)
+            loss(params, X[idx], Y[idx], nonlinearity).backward()
+        losses.append(full.detach().clone())
+        opt.step()
+    return torch.stack(losses).double().cpu().numpy()
+
+
 def train(
     problem: Problem,
     learning_rates: np.ndarray,
@@ -81,13 +137,16 @@ def train(
     offset_mode: str = "every_step",
     dtype: str = "float64",
     device: str = "cpu",
+    optimizer: str = "gd",
+    optimizer_params: dict | None = None,
 ) -> dict[str, np.ndarray]:
-    """The statistics of ``kernels.train_pixels``, pixel by pixel."""
+    """The statistics of ``kernels.train_pixels``, pixel by pixel (per-pixel problems too)."""
     learning_rates = np.asarray(learning_rates, dtype=np.float64)
+    optimizer_params = optimizer_params or {}
     losses = np.stack(
         [
             loss_trajectory(
-                problem,
+                one_pixel(problem, p),
                 [float(lr) for lr in lrs],
                 None if offsets is None else float(offsets[p]),
                 nonlinearity=nonlinearity,
@@ -95,6 +154,8 @@ def train(
                 offset_mode=offset_mode,
                 dtype=dtype,
                 device=device,
+                optimizer=optimizer,
+                optimizer_params={k: float(v[p]) for k, v in optimizer_params.items()},
             )
             for p, lrs in enumerate(learning_rates)
         ]

@@ -44,6 +44,14 @@ interpreter has no libdevice: there tanh is always ``exp``. Expected bound
 (libdevice tanh ~33), i.e. at most ~1e8 pixel-steps/s on an H100/H200 for
 N = 272 with the DMMA work overlapped.
 
+Optimisers (``trainability.optimizers``) are a compile-time constant: gd's SASS is the
+one it had before there were others. Their state (m; v for Adam) is one or two more
+(d_in, pixels*H) tiles on chip, so ``OPTIMIZER_DEFAULTS`` changes the defaults where
+gd's would spill (sm_90 AOT): float64 momentum unroll 1 (248 registers; unroll 2: 255
+and 16 bytes of spills), float64 Adam 4 pixels (219; 8 pixels spill 176-296 bytes);
+float32 keeps gd's (momentum 198, Adam 238: 2 programs per SM, gd 3). The knobs, not
+the optimiser, make ``build_identity``: gd's is unchanged.
+
 Bits: for a fixed variant each pixel's arithmetic does not depend on the
 launch it lands in, its place in its program or its neighbours (nothing
 reduces across pixels; padded pixels are masked), so results are invariant
@@ -68,6 +76,7 @@ import os
 import numpy as np
 import torch
 
+from trainability.optimizers import OPTIMIZERS, check_arguments
 from trainability.problem import Problem, layer_constants
 from trainability.statistics import FLOAT_FIELDS, TAIL_STEPS, from_columns
 
@@ -92,33 +101,17 @@ KNOB_ENV = {
     "unroll": "TRAINABILITY_TRITON_UNROLL",
 }
 DEFAULTS = {
-    "float64": {
-        "pixels": 8,
-        "rows": 16,
-        "warps": 8,
-        "stages": 2,
-        "dot": 1,
-        "tanh": "libdevice",
-        "f32dot": "ieee",
-        "unroll": 2,
-    },
-    "float32": {
-        "pixels": 8,
-        "rows": 16,
-        "warps": 4,
-        "stages": 2,
-        "dot": 1,
-        "tanh": "libdevice",
-        "f32dot": "ieee",
-        "unroll": 1,
-    },
+    "float64": dict(pixels=8, rows=16, warps=8, stages=2, dot=1, tanh="libdevice", f32dot="ieee", unroll=2),
+    "float32": dict(pixels=8, rows=16, warps=4, stages=2, dot=1, tanh="libdevice", f32dot="ieee", unroll=1),
 }
+# Where the optimiser state would make the gd defaults spill (module docstring).
+OPTIMIZER_DEFAULTS = {("float64", "momentum"): {"unroll": 1}, ("float64", "adam"): {"pixels": 4}}
 # Elementwise sums hold (rows, d_in, pixels*H) products: 8 pixels would spill heavily.
 NO_DOT_DEFAULTS = {"pixels": 1, "warps": 4}
 TANH = ("libdevice", "exp")
 F32_DOT = ("ieee", "tf32x3")  # float32 tl.dot: CUDA-core FMAs, or three TF32 tensor-core products
-# Device bytes per pixel of one launch: stats, learning rates, offset, diverged step.
-BYTES_PER_PIXEL = 8 * (len(FLOAT_FIELDS) + 2 + 1 + 1)
+# Device bytes per pixel of one launch: stats, learning rates, offset, diverged step, hyperparameters.
+BYTES_PER_PIXEL = 8 * (len(FLOAT_FIELDS) + 2 + 1 + 1 + 3)
 LAUNCH_MEMORY_FRACTION = 1 / 16  # of the free device memory, for the per-launch buffers
 MAX_LAUNCH_PIXELS = 1 << 24  # a 4096^2 frame in one launch
 INTERPRETER_LAUNCH_PIXELS = 1 << 12
@@ -140,11 +133,17 @@ def unsupported(problem: Problem, dtype: str, device) -> str | None:
         return "the fused Triton kernel needs triton (pip install triton)"
     if dtype not in TORCH_DTYPES:
         return f"the fused Triton kernel supports {tuple(TORCH_DTYPES)}, not {dtype}"
-    if len(problem.weights) != 2:
-        return f"the fused Triton kernel supports depth-2 networks only, not depth {len(problem.weights)}"
-    d_in, width = problem.weights[0].shape
-    if problem.weights[1].shape[1] != 1:
-        return f"the fused Triton kernel supports one output only, not {problem.weights[1].shape[1]}"
+    if problem.per_pixel:
+        return (
+            "per-pixel randomness (data.per_pixel) runs on the torch kernel; "
+            "the fused Triton kernel shares one draw among its pixels"
+        )
+    shapes = problem.weight_shapes()
+    if len(shapes) != 2:
+        return f"the fused Triton kernel supports depth-2 networks only, not depth {len(shapes)}"
+    d_in, width = shapes[0]
+    if shapes[1][1] != 1:
+        return f"the fused Triton kernel supports one output only, not {shapes[1][1]}"
     if not all(_power_of_two(n) and n >= MIN_WIDTH for n in (d_in, width)):
         return (
             f"the fused Triton kernel needs input and hidden widths that are powers of two "
@@ -153,15 +152,17 @@ def unsupported(problem: Problem, dtype: str, device) -> str | None:
     return None
 
 
-def variant(dtype: str, **knobs) -> dict:
+def variant(dtype: str, optimizer: str = "gd", **knobs) -> dict:
     """The knobs a run uses: those given (None = unset), else the environment, else DEFAULTS[dtype]
-    (else NO_DOT_DEFAULTS for pixels and warps when dot is 0)."""
+    with OPTIMIZER_DEFAULTS[dtype, optimizer] (else NO_DOT_DEFAULTS for pixels and warps when dot is 0)."""
     unknown = set(knobs) - set(KNOB_ENV)
     if unknown:
         raise ValueError(f"unknown Triton knobs {sorted(unknown)}; known: {sorted(KNOB_ENV)}")
     given = {name: os.environ.get(env) or None for name, env in KNOB_ENV.items()}
     given.update({name: value for name, value in knobs.items() if value is not None})
-    defaults = dict(DEFAULTS[dtype])
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got {optimizer!r}")
+    defaults = dict(DEFAULTS[dtype], **OPTIMIZER_DEFAULTS.get((dtype, optimizer), {}))
     if str(defaults["dot"] if given["dot"] is None else given["dot"]) == "0":
         defaults.update(NO_DOT_DEFAULTS)
     out = {}
@@ -213,11 +214,12 @@ def knob_problems() -> list[str]:
     return sorted(set(problems))
 
 
-def build_identity(dtype: str, **knobs) -> str:
+def build_identity(dtype: str, optimizer: str = "gd", **knobs) -> str:
     """The arithmetic of a variant, for ``kernels.arithmetic``: Triton's version and every knob
-    (as ``variant`` resolves them), e.g. ``triton 3.9.0 pixels=8 rows=16 warps=8 stages=2 dot=1
-    tanh=libdevice``. Two runs with the same string (on the same GPU model) hold the same bits."""
-    v = variant(dtype, **knobs)
+    (as ``variant`` resolves them for the optimiser), e.g. ``triton 3.9.0 pixels=8 rows=16 warps=8
+    stages=2 dot=1 tanh=libdevice``. Two runs with the same string (on the same GPU model) of the
+    same experiment (optimiser included) hold the same bits."""
+    v = variant(dtype, optimizer, **knobs)
     where = " interpreter" if interpreting() else ""
     return f"triton {importlib.metadata.version('triton')}{where} " + " ".join(
         f"{k}={v[k]}" for k in KNOB_ENV
@@ -238,9 +240,9 @@ def launch_pixels(device: torch.device, pixels_per_program: int, block_pixels: i
 
 
 def constexprs(
-    MB: int, has_offsets: bool, offset_mode: str, nonlinearity: str, d_in: int, H: int, knobs: dict
+    MB: int, has_offsets: bool, offset_mode: str, nonlinearity: str, d_in: int, H: int, knobs: dict, opt="gd"
 ) -> dict:
-    """The kernel's compile-time constants for a case and a ``variant``."""
+    """The kernel's compile-time constants for a case, an optimiser and a ``variant``."""
     return dict(
         MB=MB,
         HAS_OFF=has_offsets,
@@ -254,18 +256,44 @@ def constexprs(
         TANH_EXP=knobs["tanh"] == "exp",
         PRECISION=knobs["f32dot"],
         UNROLL=knobs["unroll"],
+        OPT=triton_source.OPTIMIZERS.index(opt),
     )
 
 
 def compile_ahead(
-    dtype: str, *, nonlinearity="tanh", MB=0, offset_mode=None, d_in=16, H=16, arch=90, **knobs
+    dtype, *, nonlinearity="tanh", MB=0, offset_mode=None, d_in=16, H=16, arch=90, optimizer="gd", **knobs
 ):
     """The kernel of a variant compiled for CUDA ``sm_<arch>`` with no GPU, and its resource
     usage (``triton_source.resource_usage``): for tests and for choosing defaults."""
-    v = variant(dtype, **knobs)
-    consts = constexprs(MB, offset_mode is not None, offset_mode or "every_step", nonlinearity, d_in, H, v)
+    v = variant(dtype, optimizer, **knobs)
+    mode = offset_mode or "every_step"
+    consts = constexprs(MB, offset_mode is not None, mode, nonlinearity, d_in, H, v, optimizer)
     compiled = triton_source.compile_ahead(dtype, consts, arch, num_warps=v["warps"], num_stages=v["stages"])
     return compiled, triton_source.resource_usage(compiled)
+
+
+def hyperparameters(optimizer: str, optimizer_params: dict | None, n_pixels: int) -> np.ndarray:
+    """The kernel's (P, N_HYPER) float64 hyperparameters, in ``optimizers.OPTIMIZERS`` order."""
+    check_arguments(optimizer, optimizer_params or {}, n_pixels)
+    hp = np.zeros((n_pixels, int(triton_source.N_HYPER)))
+    for i, name in enumerate(OPTIMIZERS[optimizer]):
+        hp[:, i] = optimizer_params[name]
+    return hp
+
+
+def _operands(problem: Problem, nonlinearity: str, steps: int, dtype: str, dev) -> tuple[list, int]:
+    """X * c_0, Y, W0, W1 and the minibatch indices on ``dev``, and the minibatch size (0: full)."""
+    tdt = TORCH_DTYPES[dtype]
+    c = layer_constants(problem, nonlinearity)
+    W0 = torch.as_tensor(np.asarray(problem.weights[0], np.float64), dtype=tdt, device=dev).contiguous()
+    W1 = torch.as_tensor(np.asarray(problem.weights[1], np.float64)[:, 0], dtype=tdt, device=dev).contiguous()
+    # Same scaled input as the torch kernel: X * c_0 computed in the working dtype.
+    Xc = (torch.as_tensor(problem.X, dtype=tdt, device=dev) * c[0]).contiguous()
+    Y = torch.as_tensor(np.asarray(problem.Y)[:, 0], dtype=tdt, device=dev).contiguous()
+    if problem.minibatch_indices is None:
+        return [Xc, Y, W0, W1, torch.zeros(1, dtype=torch.int64, device=dev)], 0
+    idx = np.asarray(problem.minibatch_indices[:steps], dtype=np.int64)
+    return [Xc, Y, W0, W1, torch.as_tensor(idx, device=dev).contiguous()], idx.shape[1]
 
 
 def train(
@@ -282,6 +310,8 @@ def train(
     block_pixels: int | None = None,
     threads: int | None = None,
     progress=None,
+    optimizer: str = "gd",
+    optimizer_params: dict | None = None,
     use_dot: bool | None = None,
     num_warps: int | None = None,
     num_stages: int | None = None,
@@ -295,45 +325,28 @@ def train(
     """Per-pixel statistics of every pixel; see ``kernels.train_pixels``.
 
     ``use_dot``, ``num_warps``, ``num_stages``, ``pixels``, ``rows``, ``tanh``, ``f32dot``,
-    ``unroll``: the knobs
-    (module docstring). ``block_pixels``: pixels per launch (default ``launch_pixels``).
+    ``unroll``: the knobs (module docstring; unset ones default per dtype and ``optimizer``).
+    ``block_pixels``: pixels per launch (default ``launch_pixels``).
     ``launch_info``, if given, receives the variant and the compiled kernel of the last launch.
     """
     device = torch.device(device)
     reason = unsupported(problem, dtype, device)
     if reason:
         raise ValueError(reason)
+    dot = None if use_dot is None else int(bool(use_dot))
     knobs = variant(
-        dtype,
-        pixels=pixels,
-        rows=rows,
-        warps=num_warps,
-        stages=num_stages,
-        dot=None if use_dot is None else int(bool(use_dot)),
-        tanh=tanh,
-        f32dot=f32dot,
-        unroll=unroll,
-    )
+        dtype, optimizer, pixels=pixels, rows=rows, warps=num_warps, stages=num_stages, dot=dot, tanh=tanh,
+        f32dot=f32dot, unroll=unroll,
+    )  # fmt: skip
     dev = torch.device("cpu") if interpreting() else device
-    tdt = TORCH_DTYPES[dtype]
-    c = layer_constants(problem, nonlinearity)
-    W0 = torch.as_tensor(np.asarray(problem.weights[0], np.float64), dtype=tdt, device=dev).contiguous()
-    W1 = torch.as_tensor(np.asarray(problem.weights[1], np.float64)[:, 0], dtype=tdt, device=dev).contiguous()
-    d_in, H = W0.shape
-    # Same scaled input as the torch kernel: X * c_0 computed in the working dtype.
-    X = torch.as_tensor(problem.X, dtype=tdt, device=dev)
-    Xc = (X * c[0]).contiguous()
-    Y = torch.as_tensor(np.asarray(problem.Y)[:, 0], dtype=tdt, device=dev).contiguous()
-    N = X.shape[0]
+    operands, MB = _operands(problem, nonlinearity, steps, dtype, dev)
+    d_in, H = operands[2].shape
+    N = operands[0].shape[0]
     lrs_all = np.ascontiguousarray(learning_rates, dtype=np.float64)
     P = lrs_all.shape[0]
     offs_all = np.zeros(P) if offsets is None else np.ascontiguousarray(offsets, dtype=np.float64)
-    MB = 0
-    mb = torch.zeros(1, dtype=torch.int64, device=dev)
-    if problem.minibatch_indices is not None:
-        idx = np.asarray(problem.minibatch_indices[:steps], dtype=np.int64)
-        MB = idx.shape[1]
-        mb = torch.as_tensor(idx, device=dev).contiguous()
+    hp_all = hyperparameters(optimizer, optimizer_params, P)
+    consts = constexprs(MB, offsets is not None, offset_mode, nonlinearity, d_in, H, knobs, optimizer)
     tail_count = min(TAIL_STEPS, steps)
     stats = np.empty((P, len(FLOAT_FIELDS)), dtype=np.float64)
     diverged = np.empty(P, dtype=np.int64)
@@ -343,25 +356,12 @@ def train(
         n = hi - lo
         out_stats = torch.empty((n, len(FLOAT_FIELDS)), dtype=torch.float64, device=dev)
         out_div = torch.empty(n, dtype=torch.int64, device=dev)
+        lrs, offs, hp = (torch.as_tensor(a[lo:hi], device=dev) for a in (lrs_all, offs_all, hp_all))
+        Xc, Y, W0, W1, mb = operands
         compiled = triton_source.train_kernel[(-(-n // knobs["pixels"]),)](
-            Xc,
-            Y,
-            W0,
-            W1,
-            torch.as_tensor(lrs_all[lo:hi], device=dev),
-            torch.as_tensor(offs_all[lo:hi], device=dev),
-            mb,
-            out_stats,
-            out_div,
-            n,
-            N,
-            steps,
-            steps - tail_count,
-            tail_count,
-            **constexprs(MB, offsets is not None, offset_mode, nonlinearity, d_in, H, knobs),
-            num_warps=knobs["warps"],
-            num_stages=knobs["stages"],
-        )
+            Xc, Y, W0, W1, lrs, offs, mb, out_stats, out_div, n, N, steps, steps - tail_count, tail_count, hp,
+            **consts, num_warps=knobs["warps"], num_stages=knobs["stages"],
+        )  # fmt: skip
         stats[lo:hi] = out_stats.cpu().numpy()
         diverged[lo:hi] = out_div.cpu().numpy()
         if launch_info is not None:

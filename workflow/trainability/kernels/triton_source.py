@@ -9,6 +9,13 @@ Layout: a program trains PIXELS pixels. Their first-layer weights sit side by
 side as one (DIN, PIXELS*H) matrix, column j belonging to pixel j // H, so one
 ``tl.dot`` of a data chunk (RB, DIN) serves all of them; nothing mixes columns
 (no reduction runs across pixels), so padded pixels cannot touch real ones.
+
+Optimisers (``trainability.optimizers``; ``OPT`` is a constexpr, so gd compiles to the
+code it always did): their state (m, and v for Adam) sits beside the weights, (DIN,
+PIXELS*H) for W0, and their per-pixel hyperparameters are loaded per column like the
+learning rates. Adam's bias corrections are running products per column in float64
+(b1 *= beta1), as torch.optim.Adam computes 1 - beta1**t in Python floats; its step
+lr / (1 - b1) and 1 / sqrt(1 - b2) are float64 too, rounded to the kernel's dtype once.
 """
 
 import re
@@ -33,6 +40,8 @@ STAT_LOSS_MIN = tl.constexpr(FLOAT_FIELDS.index("loss_min"))
 STAT_SUM_U = tl.constexpr(FLOAT_FIELDS.index("sum_u"))
 STAT_SUM_INV_U = tl.constexpr(FLOAT_FIELDS.index("sum_inv_u"))
 STAT_TAIL_MEAN_U = tl.constexpr(FLOAT_FIELDS.index("tail_mean_u"))
+OPTIMIZERS = ("gd", "momentum", "adam")  # the kernel's OPT: an index into this
+N_HYPER = tl.constexpr(3)  # hyperparameters per pixel: momentum (beta, 0, 0), adam (beta1, beta2, eps)
 
 
 @triton.jit
@@ -110,6 +119,25 @@ def _chunk(
     return sq, g0, g1
 
 
+@triton.jit
+def _momentum(W, m, g, lr, beta):
+    """torch.optim.SGD's heavy ball: m <- beta m + g, W <- W - lr m (beta 0, m finite: gd's bits)."""
+    m = beta * m + g
+    return W - m * lr, m
+
+
+@triton.jit
+def _adam(W, m, v, g, step, inv_bc2, beta1, one_m_beta1, beta2, one_m_beta2, eps):
+    """torch.optim.Adam: W <- W - step m / (sqrt(v) / sqrt(1 - b2) + eps), step = lr / (1 - b1)."""
+    m = beta1 * m + one_m_beta1 * g
+    v = beta2 * v + one_m_beta2 * (g * g)
+    if W.dtype == tl.float32:  # IEEE sqrt and division (float32's tl.sqrt and / are approximate)
+        ratio = tl.div_rn(m, tl.sqrt_rn(v) * inv_bc2 + eps)
+    else:
+        ratio = m / (tl.sqrt(v) * inv_bc2 + eps)
+    return W - step * ratio, m, v
+
+
 # Sizes are not specialised (on == 1 or divisibility by 16): one compilation serves every
 # launch and step count, and a warm-up call compiles what the timed call runs.
 @triton.jit(do_not_specialize=["P", "N", "steps", "tail_from", "tail_count"])
@@ -128,6 +156,7 @@ def train_kernel(
     steps,
     tail_from,
     tail_count,
+    HP_ptr,
     MB: tl.constexpr,
     HAS_OFF: tl.constexpr,
     OFF_EVERY: tl.constexpr,
@@ -140,8 +169,10 @@ def train_kernel(
     TANH_EXP: tl.constexpr,
     PRECISION: tl.constexpr,
     UNROLL: tl.constexpr,
+    OPT: tl.constexpr,
 ):
-    """One program = PIXELS pixels (of the P in this launch), all steps on chip."""
+    """One program = PIXELS pixels (of the P in this launch), all steps on chip. ``HP_ptr``:
+    (P, N_HYPER) float64 hyperparameters of the optimiser ``OPTIMIZERS[OPT]`` (unread for gd)."""
     PH: tl.constexpr = PIXELS * H
     pid = tl.program_id(0)
     kk = tl.arange(0, DIN)
@@ -175,6 +206,26 @@ def train_kernel(
     tail = tl.zeros((PIXELS,), tl.float64)
     div = tl.full((PIXELS,), -1, tl.int64)
     rr = tl.arange(0, RB)
+    hp = HP_ptr + N_HYPER * col_pix
+    if OPT == 1:
+        beta = tl.load(hp, mask=col_live, other=0.0).to(dt)
+        m0 = tl.zeros((DIN, PH), dt)
+        m1 = tl.zeros((PH,), dt)
+    if OPT == 2:
+        # float64: the bias corrections' running products and what the steps are made from.
+        beta1_64 = tl.load(hp, mask=col_live, other=0.0)
+        beta2_64 = tl.load(hp + 1, mask=col_live, other=0.0)
+        beta1, beta2 = beta1_64.to(dt), beta2_64.to(dt)
+        one_m_beta1, one_m_beta2 = (1.0 - beta1_64).to(dt), (1.0 - beta2_64).to(dt)
+        eps = tl.load(hp + 2, mask=col_live, other=1.0).to(dt)  # padded pixels: no 0 / 0
+        lr0_64 = tl.load(LR_ptr + 2 * col_pix, mask=col_live, other=0.0)
+        lr1_64 = tl.load(LR_ptr + 2 * col_pix + 1, mask=col_live, other=0.0)
+        b1 = tl.full((PH,), 1.0, tl.float64)
+        b2 = tl.full((PH,), 1.0, tl.float64)
+        m0 = tl.zeros((DIN, PH), dt)
+        s0 = tl.zeros((DIN, PH), dt)  # s: the rules' v (v0 here is the initial loss)
+        m1 = tl.zeros((PH,), dt)
+        s1 = tl.zeros((PH,), dt)
     for t in range(steps):
         if HAS_OFF:
             if OFF_EVERY:
@@ -209,8 +260,23 @@ def train_kernel(
                     X_ptr, Y_ptr, rows, picked, W0, W1, c1, scale_mb, g0, g1, unused,
                     True, PHI, DIN, H, PIXELS, RB, USE_DOT, TANH_EXP, PRECISION,
                 )  # fmt: skip
-        W0 -= g0 * lr0[None, :]
-        W1 -= g1 * lr1
+        if OPT == 0:
+            W0 -= g0 * lr0[None, :]
+            W1 -= g1 * lr1
+        elif OPT == 1:
+            W0, m0 = _momentum(W0, m0, g0, lr0[None, :], beta[None, :])
+            W1, m1 = _momentum(W1, m1, g1, lr1, beta)
+        else:
+            b1 *= beta1_64
+            b2 *= beta2_64
+            step0 = (lr0_64 / (1.0 - b1)).to(dt)
+            step1 = (lr1_64 / (1.0 - b1)).to(dt)
+            inv_bc2 = (1.0 / tl.sqrt(1.0 - b2)).to(dt)
+            W0, m0, s0 = _adam(
+                W0, m0, s0, g0, step0[None, :], inv_bc2[None, :], beta1[None, :], one_m_beta1[None, :],
+                beta2[None, :], one_m_beta2[None, :], eps[None, :],
+            )  # fmt: skip
+            W1, m1, s1 = _adam(W1, m1, s1, g1, step1, inv_bc2, beta1, one_m_beta1, beta2, one_m_beta2, eps)
         v = (sq * inv_n_dt).to(tl.float64)
         v = tl.where((v - v) == 0.0, v, MAX_RATIO)  # non-finite -> MAX_RATIO
         v0 = tl.where(t == 0, v, v0)
@@ -238,6 +304,7 @@ def compile_ahead(dtype: str, constexprs: dict, arch: int = 90, num_warps: int =
     signature = dict.fromkeys(("X_ptr", "Y_ptr", "W0_ptr", "W1_ptr"), ptr)
     signature.update(LR_ptr="*fp64", OFF_ptr="*fp64", MB_ptr="*i64", STATS_ptr="*fp64", DIV_ptr="*i64")
     signature.update(dict.fromkeys(("P", "N", "steps", "tail_from", "tail_count"), "i32"))
+    signature.update(HP_ptr="*fp64")
     signature.update(dict.fromkeys(constexprs, "constexpr"))
     source = triton.compiler.ASTSource(fn=train_kernel, signature=signature, constexprs=constexprs)
     options = {"num_warps": num_warps, "num_stages": num_stages}
