@@ -29,16 +29,65 @@ NONLINEARITIES = ("tanh", "relu", "identity")
 OFFSET_MODES = ("every_step", "init_only")
 DTYPES = ("float64", "float32")
 PHASE_SPACES = ("lr_vs_lr", "paraminit_vs_lr")
+MODEL_KINDS = ("mlp", "quadratic_cosine")
+# What a pixel may draw for itself instead of sharing (trainability.randomness).
+RANDOMNESS = ("weights", "data", "minibatch")
 
 
 @dataclass(frozen=True)
 class Problem:
-    """Everything pixels share: initial weights, data, minibatch sequence."""
+    """Everything pixels share: initial weights, data, minibatch sequence.
+
+    With per-pixel randomness (``trainability.randomness``) the arrays of the kinds in
+    ``per_pixel`` ("weights", "data", "minibatch") carry a leading pixel axis: each
+    W_l (P, ...), X (P, N, d_in) with Y (P, N, d_out), minibatch_indices (P, steps, batch).
+    """
 
     weights: tuple[np.ndarray, ...]  # W_0 (d_in, width), ..., W_last (width, d_out)
     X: np.ndarray  # (N, d_in)
     Y: np.ndarray  # (N, d_out)
     minibatch_indices: np.ndarray | None = None  # (steps, batch) int, or None = full batch
+    per_pixel: frozenset = frozenset()
+
+    def weight_shapes(self) -> list[tuple[int, ...]]:
+        """Each W_l's shape for one pixel."""
+        return [W.shape[1:] if "weights" in self.per_pixel else W.shape for W in self.weights]
+
+    def n_data(self) -> int:
+        return self.X.shape[-2]
+
+
+def pixel_rows(problem: Problem, rows: np.ndarray) -> Problem:
+    """The pixels ``rows`` of a per-pixel problem (a shared problem is returned as it is)."""
+    if not problem.per_pixel:
+        return problem
+    rows = np.asarray(rows, dtype=np.int64)
+    pick = "weights" in problem.per_pixel
+    weights = tuple(W[rows] for W in problem.weights) if pick else problem.weights
+    data = "data" in problem.per_pixel
+    mb = problem.minibatch_indices
+    if mb is not None and "minibatch" in problem.per_pixel:
+        mb = mb[rows]
+    return Problem(
+        weights,
+        problem.X[rows] if data else problem.X,
+        problem.Y[rows] if data else problem.Y,
+        mb,
+        problem.per_pixel,
+    )
+
+
+def one_pixel(problem: Problem, p: int) -> Problem:
+    """Pixel p's own problem, in the shared form (no pixel axis)."""
+    if not problem.per_pixel:
+        return problem
+    sel = pixel_rows(problem, np.array([p]))
+    weights = tuple(W[0] for W in sel.weights) if "weights" in sel.per_pixel else sel.weights
+    X, Y = (sel.X[0], sel.Y[0]) if "data" in sel.per_pixel else (sel.X, sel.Y)
+    mb = sel.minibatch_indices
+    if mb is not None and "minibatch" in sel.per_pixel:
+        mb = mb[0]
+    return Problem(weights, X, Y, mb)
 
 
 def as_problem(weights: Sequence[np.ndarray], X, Y, minibatch_indices=None) -> Problem:
@@ -55,15 +104,15 @@ def layer_constants(problem: Problem, nonlinearity: str) -> list[float]:
     (a = tanh(zeta) = tanh(sqrt(2) z), a = relu(zeta) = sqrt(2) relu(z)),
     1/sqrt(fan_in) for identity, and 1/fan_in for the output (z / sqrt(fan_in), twice)."""
     gain = 1.0 if nonlinearity == "identity" else math.sqrt(2.0)
-    fan_ins = [W.shape[0] for W in problem.weights]
+    fan_ins = [shape[0] for shape in problem.weight_shapes()]
     return [gain / math.sqrt(f) for f in fan_ins[:-1]] + [1.0 / fan_ins[-1]]
 
 
 def flops_per_pixel_step(problem: Problem) -> float:
     """Approximate floating-point operations of one training step of one pixel."""
-    N = problem.X.shape[0]
-    gemm = sum(W.shape[0] * W.shape[1] for W in problem.weights)
-    batch = N if problem.minibatch_indices is None else problem.minibatch_indices.shape[1]
+    N = problem.n_data()
+    gemm = sum(shape[0] * shape[1] for shape in problem.weight_shapes())
+    batch = N if problem.minibatch_indices is None else problem.minibatch_indices.shape[-1]
     forward = 2 * N * gemm
     backward = 2 * batch * gemm * 2 + (0 if problem.minibatch_indices is None else 2 * batch * gemm)
     return float(forward + backward)
@@ -104,12 +153,31 @@ def check_training_arguments(
         raise ValueError(f"learning_rates must have shape (pixels, {len(problem.weights)}), got {lrs.shape}")
     if offsets is not None and np.asarray(offsets).shape != (lrs.shape[0],):
         raise ValueError(f"offsets must have shape ({lrs.shape[0]},), got {np.shape(offsets)}")
+    n_pixels = lrs.shape[0]
+    for kind in problem.per_pixel:
+        if kind not in RANDOMNESS:
+            raise ValueError(f"per_pixel must name kinds among {RANDOMNESS}, got {kind!r}")
+    leading = [W.shape[0] for W in problem.weights] if "weights" in problem.per_pixel else []
+    leading += [problem.X.shape[0], problem.Y.shape[0]] if "data" in problem.per_pixel else []
+    if "minibatch" in problem.per_pixel and problem.minibatch_indices is not None:
+        leading.append(problem.minibatch_indices.shape[0])
+    if any(n != n_pixels for n in leading):
+        raise ValueError(
+            f"per-pixel arrays must have {n_pixels} pixels along their first axis, got {leading}"
+        )
     if problem.minibatch_indices is not None:
         mb = np.asarray(problem.minibatch_indices)
-        if mb.ndim != 2 or mb.shape[0] < steps:
+        mb_dims = 3 if "minibatch" in problem.per_pixel else 2
+        if mb.ndim != mb_dims or mb.shape[-2] < steps:
             raise ValueError(f"minibatch_indices must have shape (>= {steps} steps, batch), got {mb.shape}")
-        if mb.size and (mb.min() < 0 or mb.max() >= problem.X.shape[0]):
-            raise ValueError(f"minibatch indices must lie in [0, {problem.X.shape[0]})")
+        if mb.size and (mb.min() < 0 or mb.max() >= problem.n_data()):
+            raise ValueError(f"minibatch indices must lie in [0, {problem.n_data()})")
+
+
+def model_kind(model: dict) -> str:
+    """``mlp`` (the paper's network; the default, left out of resolved configs) or
+    ``quadratic_cosine`` (Liu's one-dimensional control, trainability.one_dimensional)."""
+    return model.get("kind", "mlp")
 
 
 def n_parameters(model: dict, target_dim: int) -> int:
