@@ -6,6 +6,7 @@
 # results/{experiment}/frame{frame}/grid.h5                 merged frame + provenance
 # results/{experiment}/frame{frame}/scores.h5               convergence measures
 # results/{experiment}/dimension.json                       box-counting dimension
+# results/{experiment}/{uncertainty,line_dimension}.json    the other estimators, where asked for
 # results/{experiment}/figures/{landscape,boxcount}.{pdf,png}
 # results/{experiment}/frame{frame}/{landscape,panel}.png     zoom sequences: each frame,
 # results/{experiment}/figures/{zoom_strip,dimension_vs_depth}.{pdf,png}, zoom.mp4
@@ -35,6 +36,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/merge.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/dimension.smk"
+include: "workflow/rules/estimators.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/sequence.smk"
 include: "workflow/rules/archive.smk"

@@ -26,7 +26,7 @@ from trainability.agreement import (  # noqa: E402
     perturbed_learning_rates,
     stable_pixels,
 )
-from trainability.kernels import train_pixels  # noqa: E402
+from trainability.kernels import c_cpu, train_pixels  # noqa: E402
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
 ROW_KEYS = {
@@ -218,3 +218,21 @@ def test_label_agreement_tells_the_same_arithmetic_from_another(tmp_path):
         assert torch_run["arithmetic"]["build"].startswith("torch ")
         assert 0.0 <= torch_run["label_agreement_with_fused:cpu"] <= 1.0
         assert torch_run["bit_identical_fraction_with_fused:cpu"] < 1.0
+
+
+def test_optimizer_benchmark_writes_each_optimizer_relative_to_gd(tmp_path):
+    """benchmarks.optimizers, tiny: every optimiser timed, gd's ratio exactly 1."""
+    if c_cpu.load_library() is None:
+        pytest.skip("the fused C kernel is unavailable")
+    out = tmp_path / "opt.json"
+    cmd = [sys.executable, "-m", "benchmarks.optimizers", "--resolution", "2", "--steps", "5"]
+    proc = subprocess.run(
+        [*cmd, "--repeats", "2", "--output", str(out)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["optimizers"]) == {"gd", "momentum", "adam"}
+    assert report["optimizers"]["gd"]["speed_relative_to_gd"] == 1.0
+    assert all(row["pixel_steps_per_s"] > 0 for row in report["optimizers"].values())
+    assert report["problem"] == {"init_file": "author_init_N272.npz", "pixels": 4, "steps": 5}
+    assert {"cpu", "versions"} <= set(report["machine"])

@@ -63,18 +63,31 @@ def test_shipped_configs_are_valid(path, tmp_path):
     assert set(resolved) == set(config["experiments"])
 
 
-def test_default_config_holds_the_six_paper_conditions():
+def test_default_config_holds_the_six_paper_conditions_and_the_1d_control():
     resolved = validate_config(load_config(REPO / "config/config.yaml"), REPO)
+    control = resolved.pop("liu_control")
     dims = sorted(exp["paper_dimension"] for exp in resolved.values())
     assert dims == [1.17, 1.20, 1.41, 1.55, 1.66, 1.98]
     kinds = {exp["phase_space"]["kind"] for exp in resolved.values()}
     assert kinds == {"lr_vs_lr", "paraminit_vs_lr"}
+    # Liu's setting: x0 = 1, 1000 float64 steps, wavelength 0.1; the window spans the
+    # convexity threshold eps = lambda^2 / (2 pi^2), the line is eps = 0.2.
+    assert control["model"] == {
+        "kind": "quadratic_cosine",
+        "form": "additive",
+        "wavelength": 0.1,
+        "start": 1.0,
+    }
+    assert control["training"]["steps"] == 1000 and control["training"]["dtype"] == "float64"
+    lo, hi = control["phase_space"]["y"]
+    assert lo < np.log10(0.1**2 / (2 * np.pi**2)) < np.log10(0.2) < hi
+    assert 10 ** control["line"]["y"] == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize("path", ["config/paper.yaml", "config/figure1.yaml"])
 def test_paper_configs_are_4096_squared(path):
     resolved = validate_config(layered_config(load_config(REPO / path), REPO), REPO)
-    assert len(resolved) == 6
+    assert len(resolved) == 6  # the paper's conditions; the default run's 1-D control left out
     assert {exp["grid"]["resolution"] for exp in resolved.values()} == {4096}
 
 

@@ -32,7 +32,9 @@ from workflow_helpers import (
 )
 
 # The six conditions of Figure 1, as config/config.yaml names them.
-DEFAULT_NAMES = {"deep_linear", "relu", "tanh_dataset1", "tanh_minibatch", "tanh", "paraminit"}
+PAPER_NAMES = {"deep_linear", "relu", "tanh_dataset1", "tanh_minibatch", "tanh", "paraminit"}
+# ... and the default run's seventh experiment, the 1-D control.
+DEFAULT_NAMES = PAPER_NAMES | {"liu_control"}
 
 EXP = {
     "model": {"width": 4, "depth": 2, "nonlinearity": "tanh"},
@@ -268,19 +270,21 @@ def test_validate_config_refuses_a_config_that_was_not_layered(tmp_path):
 def test_figure1_config_is_the_default_experiments_at_4096_squared():
     defaults = load_config(REPO / "config/config.yaml")
     expected_raw = copy.deepcopy(defaults)
+    del expected_raw["experiments"]["liu_control"]  # figure1.yaml leaves the 1-D control out
     for exp in expected_raw["experiments"].values():
         exp["grid"] = {"resolution": 4096, "shard_size": 1048576}
     expected = validate_config(expected_raw, REPO)
     paper = layered_config(load_config(REPO / "config/figure1.yaml"), REPO)
     assert validate_config(paper, REPO) == expected
-    assert set(expected) == DEFAULT_NAMES
+    assert set(expected) == PAPER_NAMES
     assert paper["kernel"] == defaults["kernel"]
 
 
 def test_paper_config_is_the_default_experiments_as_deep_zoom_sequences():
     defaults = validate_config(load_config(REPO / "config/config.yaml"), REPO)
     paper = validate_config(layered_config(load_config(REPO / "config/paper.yaml"), REPO), REPO)
-    assert set(paper) == DEFAULT_NAMES
+    assert set(paper) == PAPER_NAMES
+    del defaults["liu_control"]  # left out (experiments: {liu_control: null})
     for name, exp in paper.items():
         # The same training, from the author's starting window, at 4096^2, to the float64 limit.
         for section in ("model", "data", "training"):
@@ -298,7 +302,8 @@ def test_paper_config_is_the_default_experiments_as_deep_zoom_sequences():
 def test_paper_configs_repeat_no_window(path):
     text = (REPO / path).read_text()
     raw = yaml.safe_load(text)
-    assert "experiments" not in raw and raw["base"] == "config/config.yaml"
+    # No experiment of its own: only the default run's 1-D control is left out.
+    assert raw["experiments"] == {"liu_control": None} and raw["base"] == "config/config.yaml"
     for exp in load_config(REPO / "config/config.yaml")["experiments"].values():
         for bound in exp["phase_space"]["x"] + exp["phase_space"]["y"]:
             assert repr(bound) not in text
@@ -362,7 +367,7 @@ def test_without_configfile_the_defaults_run(tmp_path):
 def test_figure1_config_plans_the_six_experiments_at_4096_squared(tmp_path):
     jobs = plan(with_defaults(tmp_path), "--configfile", "config/figure1.yaml")
     # 4096^2 pixels in shards of 2^20 pixels: 16 training jobs per experiment.
-    assert shards_per_experiment(jobs) == {name: 16 for name in DEFAULT_NAMES}
+    assert shards_per_experiment(jobs) == {name: 16 for name in PAPER_NAMES}
 
 
 @pytest.mark.slow

@@ -296,6 +296,10 @@ def test_dimension_table_contents():
         "ours",
         "q25",
         "q75",
+        "uncertainty",
+        "uncertainty_low",
+        "uncertainty_high",
+        "line",
         "paper",
         "difference",
         "resolution",
@@ -306,8 +310,11 @@ def test_dimension_table_contents():
     assert float(rows[0]["difference"]) == pytest.approx(0.0012)
     assert rows[1]["paper"] == "" and rows[1]["difference"] == ""
     lines = md_text.strip().splitlines()
-    assert lines[0].startswith("| experiment | condition | ours | spread")
-    assert "| tanh_full | tanh full batch | 1.66 | 1.60–1.71 | 1.66 | +0.00 | 1024×1024 | 8 | 2.1 |" in lines
+    assert lines[0].startswith("| experiment | condition | box count | spread")
+    assert (
+        "| tanh_full | tanh full batch | 1.66 | 1.60–1.71 | — |  | — | 1.66 | +0.00 | 1024×1024 | 8 | 2.1 |"
+        in lines
+    )
     assert "lm\\|mix" in lines[3] and "—" in lines[3]
 
 

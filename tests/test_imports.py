@@ -24,6 +24,13 @@ LAYER0 = {
     "trainability.arithmetic",
     "trainability.agreement",
     "trainability.centre",
+    "trainability.optimizers",
+    "trainability.randomness",
+    "trainability.phase_space",
+    "trainability.one_dimensional",
+    "trainability.line_dimension",
+    "trainability.uncertainty",
+    "trainability.model_checks",
 }
 THIRD_PARTY_IN_LAYER0 = {"numpy"}
 BACKENDS = {

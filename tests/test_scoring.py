@@ -101,8 +101,19 @@ def test_loss_ratio_measure():
     )
 
 
+def test_bounded_measure_is_liu_criterion():
+    """Trajectories by hand: one that stays bounded yet ends above its start (the paper's
+    measure calls it diverged, Liu's criterion not), one that reaches 1e6 times its start."""
+    losses = np.array([[1.0, 3.0, 2.0, 5.0], [1.0, 10.0, 1e7, 1e9], [1.0, 0.5, 0.2, 0.1]])
+    stats = stats_from_losses(losses)
+    bounded = MEASURES["bounded"](stats)
+    np.testing.assert_array_equal(trainable("bounded", bounded), [True, False, True])
+    np.testing.assert_array_equal(trainable("convergence", convergence_measure(stats)), [False, False, True])
+    assert bounded[0] == -(1 + 3 + 2 + 5) and bounded[1] == pytest.approx(1 + 0.1 + 1e-6 + 1e-6)
+
+
 def test_measures_registry_and_trainable():
-    assert set(MEASURES) == {"convergence", "log_loss_ratio"}
+    assert set(MEASURES) == {"convergence", "log_loss_ratio", "bounded"}
     stats = stats_from_losses(random_trajectories(np.random.default_rng(3), 50, 30))
     for name, measure in MEASURES.items():
         values = measure(stats)

@@ -348,7 +348,7 @@ def test_dimension_table_decades_column():
     assert [r["decades"] for r in table] == ["3.0000", "0.0000", "3.3113"]
     lines = md_text.splitlines()
     assert lines[0].endswith("| resolution | frames | decades |")
-    assert lines[1].count("|") == 10  # the separator row has a cell for the new column
+    assert lines[1].count("|") == 13  # the separator row has a cell for each of the 12 columns
     assert lines[2].endswith("| 256×256 | 4 | 3.0 |")
     assert lines[3].endswith("| 64×64 | 1 | 0.0 |")
     assert lines[4].endswith("| 12 | 3.3 |")

@@ -13,6 +13,7 @@ from trainability import config as tconfig
 from trainability import grid as tgrid
 from trainability import problem as tproblem
 from trainability import resources as tresources
+from trainability import scoring as tscoring
 
 
 wildcard_constraints:
@@ -99,6 +100,13 @@ LANDSCAPE_PDF = "results/{experiment}/figures/landscape.pdf"
 LANDSCAPE_PNG = "results/{experiment}/figures/landscape.png"
 BOXCOUNT_PDF = "results/{experiment}/figures/boxcount.pdf"
 BOXCOUNT_PNG = "results/{experiment}/figures/boxcount.png"
+# The second and third estimators, for experiments that ask for them (uncertainty:, line:).
+UNCERTAINTY = "results/{experiment}/uncertainty.json"
+UNCERTAINTY_PDF = "results/{experiment}/figures/uncertainty.pdf"
+UNCERTAINTY_PNG = "results/{experiment}/figures/uncertainty.png"
+LINE = "results/{experiment}/line_dimension.json"
+LINE_PDF = "results/{experiment}/figures/line_dimension.pdf"
+LINE_PNG = "results/{experiment}/figures/line_dimension.png"
 # A config may name its summary (summary.name), so that two configs' summaries never overwrite each other.
 SUMMARY_DIR = f"results/{config.get('summary', {}).get('name', 'summary')}"
 SIX_PANEL_PDF = os.path.join(SUMMARY_DIR, "six_panel.pdf")
@@ -143,9 +151,19 @@ def experiment_outputs(name):
     return outputs
 
 
+def estimator_outputs(name):
+    """The uncertainty exponent's and the line's results, where the experiment asks for them."""
+    exp, outputs = experiment_named(name), []
+    if "uncertainty" in exp:
+        outputs += expand([UNCERTAINTY, UNCERTAINTY_PDF, UNCERTAINTY_PNG], experiment=name)
+    if "line" in exp:
+        outputs += expand([LINE, LINE_PDF, LINE_PNG], experiment=name)
+    return outputs
+
+
 def finished_outputs(name):
     """What a finished experiment has made; its archive refuses to go without these."""
-    outputs = expand(DIMENSION, experiment=name) + experiment_outputs(name)
+    outputs = expand(DIMENSION, experiment=name) + experiment_outputs(name) + estimator_outputs(name)
     if auto_centre(name):
         outputs += expand(CENTRE, experiment=name)
     for frame in frames(name):
@@ -235,11 +253,37 @@ def sequence_params(wildcards):
     }
 
 
+def label_measure(wildcards):
+    """The measure whose sign labels this experiment's pixels (scoring.LABEL_MEASURES)."""
+    return tscoring.label_measure(experiment(wildcards)["model"])
+
+
+def estimator_window(wildcards):
+    """The experiment's window (phase_space x and y), where its estimators sample."""
+    ps = experiment(wildcards)["phase_space"]
+    return tconfig.as_builtin([ps["x"], ps["y"]])
+
+
+def uncertainty_params(wildcards):
+    return tconfig.as_builtin(experiment(wildcards)["uncertainty"])
+
+
+def line_params(wildcards):
+    return tconfig.as_builtin(experiment(wildcards)["line"])
+
+
+def summary_estimates(kind):
+    """{experiment: result file} of the summary experiments that have the estimator."""
+    template = {"uncertainty": UNCERTAINTY, "line": LINE}[kind]
+    return {name: template.format(experiment=name) for name in SUMMARY if kind in experiment_named(name)}
+
+
 def frame_params(wildcards):
     exp, frame = experiment(wildcards), int(wildcards.frame)
     return {
         "title": exp["title"],
         "phase_space": exp["phase_space"]["kind"],
+        "measure": tscoring.label_measure(exp["model"]),
         "frame": frame,
         "decades": tgrid.depth_decades(exp["zoom"]["factor"], frame),
     }
@@ -257,6 +301,7 @@ def panel_params(name):
             "title": exp["title"],
             "phase_space": exp["phase_space"]["kind"],
             "paper_dimension": exp["paper_dimension"],
+            "measure": tscoring.label_measure(exp["model"]),
             "resolution": exp["grid"]["resolution"],
             "frames": exp["zoom"]["frames"],
             "decades": tgrid.depth_decades(exp["zoom"]["factor"], exp["zoom"]["frames"] - 1),
@@ -264,10 +309,13 @@ def panel_params(name):
     )
 
 
-def shard_work(exp):
-    """(pixels, dataset size, floating-point operations) of one shard of an experiment."""
+def shard_work(exp, pixels=None):
+    """(pixels, dataset size, floating-point operations) of one shard of an experiment
+    (or of ``pixels`` points); the 1-D model counts as one data point and parameter."""
     g = exp["grid"]
-    pixels = min(g["shard_size"], g["resolution"] ** 2)
+    pixels = min(g["shard_size"], g["resolution"] ** 2) if pixels is None else pixels
+    if tproblem.model_kind(exp["model"]) != "mlp":
+        return pixels, 1, 30.0 * pixels * exp["training"]["steps"]
     n_data = tproblem.dataset_size_of(exp)
     model, target = exp["model"], exp["data"].get("target_dim", 1)
     params = tproblem.n_parameters(model, target)
@@ -280,7 +328,7 @@ def train_mem_mb(wildcards, attempt):
     """Host memory of a shard job: work arrays of one 256-pixel block, shard results, headroom."""
     exp = experiment(wildcards)
     pixels, n_data, _ = shard_work(exp)
-    work = 8 * n_data * exp["model"]["width"] * 256 * 8 + 16 * 8 * pixels
+    work = 8 * n_data * exp["model"].get("width", 1) * 256 * 8 + 16 * 8 * pixels
     return int((1000 + work / 2**20) * attempt)
 
 
@@ -294,6 +342,24 @@ def train_runtime(wildcards, attempt):
     _, _, flops = shard_work(experiment(wildcards))
     gflops = float(os.environ.get("TRAINABILITY_EXPECTED_GFLOPS", "10"))
     return int(math.ceil((10 + flops / (gflops * 1e9) / 60) * 2 ** (attempt - 1)))
+
+
+def _points_runtime(exp, points, attempt):
+    _, _, flops = shard_work(exp, points)
+    gflops = float(os.environ.get("TRAINABILITY_EXPECTED_GFLOPS", "10"))
+    return int(math.ceil((10 + flops / (gflops * 1e9) / 60) * 2 ** (attempt - 1)))
+
+
+def uncertainty_runtime(wildcards, attempt):
+    """Minutes of the uncertainty job: each point and a partner per epsilon (<= ~16 decades)."""
+    exp = experiment(wildcards)
+    u = exp["uncertainty"]
+    return _points_runtime(exp, u["points"] * (1 + 16 * u["per_decade"]), attempt)
+
+
+def line_runtime(wildcards, attempt):
+    exp = experiment(wildcards)
+    return _points_runtime(exp, 2 ** exp["line"]["points_log2"] + 1, attempt)
 
 
 def final_outputs():

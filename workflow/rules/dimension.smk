@@ -13,7 +13,7 @@ rule dimension:
         mem_mb=sequence_mem_mb,
         runtime=sequence_runtime,
     params:
-        measure="convergence",
+        measure=label_measure,
         sequence=sequence_params,
     script:
         "../scripts/dimension.py"

@@ -58,6 +58,8 @@ rule dimension_table:
     """Our fractal dimensions beside the paper's."""
     input:
         dimensions=expand(DIMENSION, experiment=SUMMARY),
+        uncertainty=list(summary_estimates("uncertainty").values()),
+        lines=list(summary_estimates("line").values()),
     output:
         csv=DIMENSION_TABLE_CSV,
         md=report(
@@ -72,5 +74,7 @@ rule dimension_table:
         "../../envs/trainability.yaml"
     params:
         panels=[panel_params(name) for name in SUMMARY],
+        uncertainty=summary_estimates("uncertainty"),
+        lines=summary_estimates("line"),
     script:
         "../scripts/dimension_table.py"

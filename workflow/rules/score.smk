@@ -11,5 +11,7 @@ rule score:
     resources:
         mem_mb=frame_mem_mb,
         runtime=frame_runtime,
+    params:
+        label=label_measure,
     script:
         "../scripts/score.py"

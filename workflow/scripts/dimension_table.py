@@ -1,4 +1,4 @@
-"""Snakemake adapter: our fractal dimensions beside the paper's (CSV and Markdown)."""
+"""Snakemake adapter: our fractal dimensions (box count, uncertainty exponent, line) beside the paper's."""
 
 import json
 import logging
@@ -9,17 +9,32 @@ from trainability import tables
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
+
+def read(path):
+    with open(path) as fh:
+        return json.load(fh)
+
+
+# {experiment: result file} for the experiments that have each estimator.
+uncertainty = {name: read(path) for name, path in snakemake.params.uncertainty.items()}
+lines = {name: read(path) for name, path in snakemake.params.lines.items()}
 rows = []
 for panel, dim_path in zip(snakemake.params.panels, snakemake.input.dimensions):
-    with open(dim_path) as fh:
-        dim = json.load(fh)
+    dim = read(dim_path)
+    name = panel["experiment"]
+    ue = uncertainty.get(name, {})
+    interval = (ue.get("dimension_low"), ue.get("dimension_high"))
     rows.append(
         dict(
-            experiment=panel["experiment"],
+            experiment=name,
             title=panel["title"],
             dimension=dim["median"],
             q25=dim["q25"],
             q75=dim["q75"],
+            uncertainty=ue.get("dimension"),
+            uncertainty_low=interval[0],
+            uncertainty_high=interval[1],
+            line=lines.get(name, {}).get("dimension"),
             paper_dimension=panel["paper_dimension"],
             resolution=panel["resolution"],
             frames=panel["frames"],

@@ -10,11 +10,12 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 panel = snakemake.params.panel
-scores, attrs = io.read_h5(snakemake.input.scores, ["convergence"])
+measure = panel["measure"]  # the label measure of its model kind
+scores, attrs = io.read_h5(snakemake.input.scores, [measure])
 # The window as trained (an automatic centre is known only from the data).
 window = attrs["window_log10"]
 figures.save_landscape(
-    scores["convergence"],
+    scores[measure],
     window[0],
     window[1],
     panel["phase_space"],

@@ -77,7 +77,7 @@ io.write_json(
         **found.to_dict(),
         "search": search,
         "kernel": kernel,
-        "arithmetic": kernels.arithmetic(kernel, device, search["dtype"]),
+        "arithmetic": training.arithmetic(kernel, device, snakemake.params.training),
         "device": kernels.describe_device(device),
         "seconds": elapsed,
         "versions": io.software_versions(),

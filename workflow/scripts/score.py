@@ -13,7 +13,8 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 stats, attrs = io.read_h5(snakemake.input[0], statistics.STAT_FIELDS)
 x_y, _ = io.read_h5(snakemake.input[0], ["x", "y"])
 measures = {name: fn(stats) for name, fn in scoring.MEASURES.items()}
-trainable = scoring.trainable("convergence", measures["convergence"])
+label = snakemake.params.label
+trainable = scoring.trainable(label, measures[label])
 io.write_h5(
     snakemake.output[0],
     {**measures, "trainable": trainable.astype(np.uint8)},

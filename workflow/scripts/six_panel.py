@@ -13,12 +13,13 @@ panels = []
 for panel, scores_path, dim_path in zip(
     snakemake.params.panels, snakemake.input.scores, snakemake.input.dimensions
 ):
-    scores, attrs = io.read_h5(scores_path, ["convergence"])
+    measure = panel["measure"]  # the label measure of its model kind
+    scores, attrs = io.read_h5(scores_path, [measure])
     with open(dim_path) as fh:
         dim = json.load(fh)
     panels.append(
         dict(
-            values=scores["convergence"],
+            values=scores[measure],
             x_bounds=attrs["window_log10"][0],
             y_bounds=attrs["window_log10"][1],
             phase_space=panel["phase_space"],

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from trainability import faults, grid, io, kernels, problem, training
+from trainability import faults, grid, io, kernels, training
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -35,9 +35,9 @@ log.info(
 # Test-only delays and failures; nothing unless the tests set their variables.
 faults.inject(snakemake.wildcards.experiment, snakemake.wildcards.frame, shard)
 
-shared = problem.build_problem(settings["model"], settings["data"], settings["training"])
+shared = training.shared_problem(settings)
 # An explicit kernel that cannot run here stops the job, naming the reason.
-kernel = kernels.select_kernel(shared, settings["training"]["dtype"], device, params.kernel)
+kernel = training.select_kernel(shared, settings, device, params.kernel)
 log.info("kernel: %s (config: %s)", kernel, params.kernel)
 # An automatic centre comes from its file; a given window is used as it is.
 centre = io.read_json(snakemake.input.centre)["centre"] if "centre" in snakemake.input.keys() else None
@@ -76,7 +76,7 @@ io.write_h5(
         "training": settings,
         "device": kernels.describe_device(device),
         "kernel": kernel,
-        "arithmetic": kernels.arithmetic(kernel, device, settings["training"]["dtype"]),
+        "arithmetic": training.arithmetic(kernel, device, settings),
         "versions": io.software_versions(),
     },
 )

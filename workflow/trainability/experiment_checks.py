@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from trainability import grid, problem
+from trainability.model_checks import extension_problems
 
 
 def bounds_problems(where: str, exp: dict) -> list[str]:
@@ -122,7 +123,10 @@ def semantic_problems(name: str, exp: dict, workdir: Path, limits: dict) -> list
             + ("" if dtype == "float64" else " (float64 resolves deeper)")
         )
 
+    problems += extension_problems(where, exp)
     data = exp["data"]
+    if problem.model_kind(exp["model"]) != "mlp":
+        return problems
     if "init_file" in data:
         path = workdir / data["init_file"]
         try:

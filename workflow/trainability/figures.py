@@ -32,6 +32,12 @@ from trainability.scoring import rank_colour_values
 AXIS_LABELS = {
     "lr_vs_lr": ("Input layer learning rate", "Output layer learning rate"),
     "paraminit_vs_lr": ("Input layer weight offset", "Learning rate"),
+    "lr_vs_beta": ("Learning rate", "Momentum β"),
+    "lr_vs_beta1": ("Learning rate", "Adam β₁"),
+    "lr_vs_beta2": ("Learning rate", "Adam β₂"),
+    "lr_vs_eps": ("Learning rate", "Adam ε"),
+    "lr_vs_amplitude": ("Learning rate", "Amplitude ε of the cosine"),
+    "lr_vs_wavelength": ("Learning rate", "Wavelength λ of the cosine"),
 }
 COLOUR_MAP = "Spectral"
 TITLE_STYLE = {"fontweight": "bold", "family": "serif", "fontsize": 13}
@@ -41,7 +47,7 @@ _SIGNIFICANT = 15  # digits after the point in the scientific form labels start 
 # --------------------------------------------------------------------------- files
 
 
-def _save_figure(fig: Figure, paths: Sequence[str | os.PathLike | None], dpi: float) -> None:
+def save_figure(fig: Figure, paths: Sequence[str | os.PathLike | None], dpi: float) -> None:
     for path in paths:
         if path is None:
             continue
@@ -163,7 +169,7 @@ def save_landscape(
 ) -> Figure:
     """Write a one-panel landscape to PDF and PNG; returns the figure."""
     fig = landscape_figure(values, x_bounds, y_bounds, phase_space, title)
-    _save_figure(fig, (pdf_path, png_path), dpi)
+    save_figure(fig, (pdf_path, png_path), dpi)
     return fig
 
 
@@ -219,7 +225,7 @@ def save_boxcount_plot(
 ) -> Figure:
     """Write the box-counting diagnostic to PDF and PNG; returns the figure."""
     fig = boxcount_figure(estimate)
-    _save_figure(fig, (pdf_path, png_path), dpi)
+    save_figure(fig, (pdf_path, png_path), dpi)
     return fig
 
 
@@ -268,5 +274,5 @@ def save_six_panel(
 ) -> Figure:
     """Write the multi-panel figure to PDF and PNG; returns the figure."""
     fig = six_panel_figure(panels)
-    _save_figure(fig, (pdf_path, png_path), dpi)
+    save_figure(fig, (pdf_path, png_path), dpi)
     return fig

@@ -70,16 +70,37 @@ def loss_ratio_measure(stats: Stats) -> np.ndarray:
         return np.log10(_field(stats, "loss_final") / _field(stats, "loss_initial"))
 
 
+def bounded_measure(stats: Stats) -> np.ndarray:
+    """Liu's (2024) criterion with the paper's magnitudes: negative (-sum u) when the loss
+    never reached MAX_RATIO times its start (``diverged_step`` = -1), else +sum 1/u. The label
+    of the one-dimensional control, whose bounded orbits need not end below their start."""
+    bounded = np.asarray(stats["diverged_step"]) < 0
+    return np.where(bounded, -_field(stats, "sum_u"), _field(stats, "sum_inv_u"))
+
+
 MEASURES: dict[str, Callable[[Stats], np.ndarray]] = {
     "convergence": convergence_measure,
     "log_loss_ratio": loss_ratio_measure,
+    "bounded": bounded_measure,
 }
 
-# The datasets of a frame's scores.h5: every measure, and the trainable map (uint8).
-SCORE_FIELDS = (*MEASURES, "trainable")
+# Which measure labels pixels trainable (the score's trainable map, the dimension,
+# the colours), per model kind.
+LABEL_MEASURES = {"mlp": "convergence", "quadratic_cosine": "bounded"}
+
+# The datasets every frame's scores.h5 holds (the integrity check requires them): the
+# paper's measures and the trainable map (uint8). Measures added later (bounded) are
+# written too, but not required, so that scores made before them stay valid.
+SCORE_FIELDS = ("convergence", "log_loss_ratio", "trainable")
+
+
+def label_measure(model: Mapping) -> str:
+    """The measure whose sign labels an experiment's pixels (``LABEL_MEASURES``)."""
+    return LABEL_MEASURES[model.get("kind", "mlp")]
+
 
 # Which side of zero counts as trainable, per measure.
-_TRAINABLE_BELOW_ZERO = {"convergence": True, "log_loss_ratio": True}
+_TRAINABLE_BELOW_ZERO = {"convergence": True, "log_loss_ratio": True, "bounded": True}
 
 
 def trainable(measure_name: str, values: np.ndarray) -> np.ndarray:

@@ -1,4 +1,9 @@
-"""The dimension table: our fractal dimensions beside the paper's, as CSV and Markdown."""
+"""The dimension table: our fractal dimensions beside the paper's, as CSV and Markdown.
+
+Both of our estimators side by side: the box count (``ours``, with the quartiles of its
+local slopes) and, where the experiment asks for them, the uncertainty exponent's D = 2 -
+alpha with its 95% bootstrap interval and Liu's line dimension (of a 1-D cut: 0..1).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,10 @@ CSV_COLUMNS = (
     "ours",
     "q25",
     "q75",
+    "uncertainty",
+    "uncertainty_low",
+    "uncertainty_high",
+    "line",
     "paper",
     "difference",
     "resolution",
@@ -28,8 +37,11 @@ CSV_COLUMNS = (
 MARKDOWN_COLUMNS = (
     "experiment",
     "condition",
-    "ours",
+    "box count",
     "spread (q25–q75)",
+    "uncertainty exponent",
+    "95% interval",
+    "line (Liu)",
     "paper",
     "difference",
     "resolution",
@@ -55,7 +67,9 @@ def dimension_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     Each row: ``experiment``, ``title``, ``dimension``, ``q25``, ``q75``,
     ``paper_dimension`` (None when the paper has none), ``resolution``,
     ``frames``, ``decades`` (the zoom the sequence spans, (frames - 1) *
-    log10(factor); 0 for a single frame). ``difference`` is ours minus the
+    log10(factor); 0 for a single frame); optional ``uncertainty``,
+    ``uncertainty_low``, ``uncertainty_high`` and ``line`` (None or absent: not
+    measured; NaN: measured, no boundary). ``difference`` is ours minus the
     paper's. The CSV keeps the quartiles in separate columns and more digits;
     the Markdown shows them as one spread column and decades to one decimal.
     """
@@ -68,6 +82,9 @@ def dimension_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     ]
     for row in rows:
         ours, q25, q75 = (_finite(row.get(k)) for k in ("dimension", "q25", "q75"))
+        ue, ue_lo, ue_hi, line = (
+            _finite(row.get(k)) for k in ("uncertainty", "uncertainty_low", "uncertainty_high", "line")
+        )
         paper = _finite(row.get("paper_dimension"))
         diff = None if ours is None or paper is None else ours - paper
         resolution = row.get("resolution")
@@ -80,6 +97,10 @@ def dimension_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
                 _fmt(ours, ".4f"),
                 _fmt(q25, ".4f"),
                 _fmt(q75, ".4f"),
+                _fmt(ue, ".4f"),
+                _fmt(ue_lo, ".4f"),
+                _fmt(ue_hi, ".4f"),
+                _fmt(line, ".4f"),
                 _fmt(paper, ".2f"),
                 _fmt(diff, "+.4f"),
                 "" if resolution is None else resolution,
@@ -97,6 +118,9 @@ def dimension_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
             str(row["title"]),
             _fmt(ours, ".2f"),
             spread,
+            _fmt(ue, ".2f") or "—",
+            "" if ue_lo is None or ue_hi is None else f"{ue_lo:.2f}–{ue_hi:.2f}",
+            _fmt(line, ".2f") or "—",
             _fmt(paper, ".2f") or "—",
             _fmt(diff, "+.2f") or "—",
             shown_resolution,

@@ -1,10 +1,13 @@
 """Training the pixels at grid coordinates, from an experiment's training settings.
 
-One path for a frame's shards (``workflow/scripts/train_shard.py``) and the
-centre search's pilot pixels (``converged_function``): hyperparameters
-``10**x, 10**y`` -> per-layer learning rates (and offsets) -> ``kernels.train_pixels``.
-So a pilot pixel and a frame pixel at the same coordinates get the same answer
-from the same kernel.
+One path for a frame's shards (``workflow/scripts/train_shard.py``), the centre
+search's pilot pixels (``converged_function``) and the estimators' points (the
+uncertainty exponent, the line): hyperparameters ``10**x, 10**y`` -> per-layer
+learning rates, offsets and optimiser hyperparameters (``trainability.phase_space``)
+-> each pixel's problem (shared, or drawn per pixel: ``trainability.randomness``) ->
+``kernels.train_pixels``; or, for Liu's one-dimensional control (model kind
+``quadratic_cosine``), ``one_dimensional.train``. So a pilot pixel and a frame pixel at
+the same coordinates get the same answer from the same kernel.
 """
 
 from __future__ import annotations
@@ -12,12 +15,42 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trainability import kernels, problem, scoring
+from trainability import kernels, one_dimensional, optimizers, phase_space, problem, randomness, scoring
 from trainability.centre import Converged
+
+# The 1-D model's trainer is numpy on the CPU whatever the device: its "kernel".
+ONE_DIMENSIONAL_KERNEL = "numpy"
+
+
+def shared_problem(settings: dict, workdir=".") -> problem.Problem | None:
+    """What an mlp experiment's pixels share (None for the 1-D model, which has no data)."""
+    if problem.model_kind(settings["model"]) != "mlp":
+        return None
+    return problem.build_problem(settings["model"], settings["data"], settings["training"], workdir)
+
+
+def _pixel_problem(shared: problem.Problem, settings: dict, pixels) -> problem.Problem:
+    return randomness.pixel_problem(shared, settings["model"], settings["data"], settings["training"], pixels)
+
+
+def select_kernel(shared: problem.Problem | None, settings: dict, device: torch.device, kernel: str) -> str:
+    """The kernel that runs the experiment (KernelUnsupported names why a named one cannot)."""
+    if shared is None:
+        return ONE_DIMENSIONAL_KERNEL
+    probe = _pixel_problem(shared, settings, [0])
+    return kernels.select_kernel(probe, settings["training"]["dtype"], device, kernel)
+
+
+def arithmetic(kernel: str, device: torch.device, settings: dict) -> dict[str, str]:
+    """What the bits depend on (``kernels.arithmetic``); the 1-D model's numpy float64."""
+    if kernel == ONE_DIMENSIONAL_KERNEL:
+        return {"kernel": kernel, "build": f"numpy {np.__version__} float64", "device": "cpu"}
+    training = settings["training"]
+    return kernels.arithmetic(kernel, device, training["dtype"], optimizers.optimizer_of(training))
 
 
 def train_points(
-    shared: problem.Problem,
+    shared: problem.Problem | None,
     settings: dict,
     x_values: np.ndarray,
     y_values: np.ndarray,
@@ -26,38 +59,70 @@ def train_points(
     kernel: str,
     first_pixel: int = 0,
     progress: kernels.ProgressCallback | None = None,
+    pixel_indices: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Loss statistics of the pixels at hyperparameter values (x, y) (not log10).
 
     ``settings``: ``config.training_params`` of the experiment; ``first_pixel``:
-    the global index of the first pixel (see ``kernels.train_pixels``).
+    the global index of the first pixel (see ``kernels.train_pixels``);
+    ``pixel_indices``: the indices whose per-pixel draws the points use (default
+    first_pixel, first_pixel + 1, ...; points that must share a draw share an index).
     """
-    learning_rates, offsets = problem.per_layer_learning_rates(
-        x_values, y_values, settings["phase_space"]["kind"], len(shared.weights)
-    )
+    x_values = np.asarray(x_values, dtype=np.float64).reshape(-1)
+    y_values = np.asarray(y_values, dtype=np.float64).reshape(-1)
+    kind = settings["phase_space"]["kind"]
+    optimizer, optimizer_params = phase_space.optimizer_settings(kind, settings["training"], y_values)
+    steps = settings["training"]["steps"]
+    if shared is None:
+        model, n = settings["model"], len(x_values)
+        fixed = {name: np.full(n, float(model.get(name, np.nan))) for name in ("amplitude", "wavelength")}
+        axis = phase_space.axis_field(kind)
+        if axis in fixed:
+            fixed[axis] = y_values
+        return one_dimensional.train(
+            x_values,
+            fixed["amplitude"],
+            fixed["wavelength"],
+            form=model["form"],
+            start=model["start"],
+            steps=steps,
+            optimizer=optimizer,
+            optimizer_params=optimizer_params,
+        )
+    if pixel_indices is None:
+        pixel_indices = np.arange(first_pixel, first_pixel + len(x_values))
+    learning_rates, offsets = phase_space.mlp_learning_rates(kind, x_values, y_values, len(shared.weights))
     return kernels.train_pixels(
-        shared,
+        _pixel_problem(shared, settings, pixel_indices),
         learning_rates,
         offsets,
         nonlinearity=settings["model"]["nonlinearity"],
-        steps=settings["training"]["steps"],
+        steps=steps,
         offset_mode=settings["phase_space"]["offset_mode"],
         dtype=settings["training"]["dtype"],
         device=device,
         first_pixel=first_pixel,
         progress=progress,
         kernel=kernel,
+        optimizer=optimizer,
+        optimizer_params=optimizer_params,
     )
+
+
+def trainable_labels(settings: dict, stats: dict) -> np.ndarray:
+    """Each point's label by the experiment's own criterion (``scoring.label_measure``)."""
+    measure = scoring.label_measure(settings["model"])
+    return scoring.trainable(measure, scoring.MEASURES[measure](stats))
 
 
 def converged_function(settings: dict, device: torch.device, kernel: str = "auto") -> tuple[Converged, str]:
     """(converged(x, y), the kernel it runs) for the centre search; x, y are log10 coordinates."""
-    shared = problem.build_problem(settings["model"], settings["data"], settings["training"])
-    chosen = kernels.select_kernel(shared, settings["training"]["dtype"], device, kernel)
+    shared = shared_problem(settings)
+    chosen = select_kernel(shared, settings, device, kernel)
 
     def converged(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         x_values, y_values = 10.0 ** np.asarray(x, float), 10.0 ** np.asarray(y, float)
         stats = train_points(shared, settings, x_values, y_values, device=device, kernel=chosen)
-        return scoring.convergence_measure(stats) < 0
+        return trainable_labels(settings, stats)
 
     return converged, chosen

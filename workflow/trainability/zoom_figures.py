@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from trainability.dimension import FrameSlopes
-from trainability.figures import COLOUR_MAP, TITLE_STYLE, _save_figure, save_landscape
+from trainability.figures import COLOUR_MAP, TITLE_STYLE, save_figure, save_landscape
 from trainability.io import atomic_path
 from trainability.scoring import rank_colour_values
 
@@ -158,7 +158,7 @@ def save_zoom_strip(
 ) -> Figure:
     """Write the zoom strip to PDF and PNG; returns the figure."""
     fig = zoom_strip_figure(images, depths, title)
-    _save_figure(fig, (pdf_path, png_path), dpi)
+    save_figure(fig, (pdf_path, png_path), dpi)
     return fig
 
 
@@ -256,5 +256,5 @@ def save_dimension_depth(
 ) -> Figure:
     """Write the dimension-against-depth figure to PDF and PNG; returns the figure."""
     fig = dimension_depth_figure(depths, summaries, sequence_median, paper_dimension, title)
-    _save_figure(fig, (pdf_path, png_path), dpi)
+    save_figure(fig, (pdf_path, png_path), dpi)
     return fig

@@ -1,0 +1,112 @@
+"""The fused CPU kernel's speed with each optimiser, relative to plain gradient descent.
+
+A config must not get slower because it asks for momentum or Adam: the update is
+O(weights) per step against O(N x weights) for the passes. Trains the benchmark problem
+(``trainability.selftest``: tanh, width 16, N = 272) on the same pixels with gd, momentum
+and adam, alternating the order between repeats (the ratio is then robust to a machine
+that others load), and keeps the best time of each.
+
+    .venv/bin/python -m benchmarks.optimizers                  # 8^2 pixels x 200 steps, 1 thread
+
+Writes benchmarks/results/optimizers-cpu-<model>-<threads>t.json with the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import machine, output
+from trainability import io, optimizers, selftest
+from trainability.kernels import c_cpu
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def measure(resolution: int, steps: int, repeats: int, threads: int) -> dict[str, float]:
+    """Best seconds of each optimiser (its default hyperparameters) on the same pixels."""
+    problem = selftest.load_problem()
+    lrs = selftest.grid_learning_rates(resolution)
+    best: dict[str, float] = {}
+    names = list(optimizers.OPTIMIZERS)
+    for repeat in range(repeats):
+        for name in names if repeat % 2 == 0 else names[::-1]:
+            params = optimizers.pixel_parameters(name, {}, lrs.shape[0])
+            began = time.perf_counter()
+            c_cpu.train(
+                problem,
+                lrs,
+                None,
+                nonlinearity=selftest.NONLINEARITY,
+                steps=steps,
+                offset_mode="every_step",
+                threads=threads,
+                optimizer=name,
+                optimizer_params=params,
+            )
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - began)
+    return best
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--resolution", type=int, default=8, help="pixels per side (default 8)")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args(argv)
+    if c_cpu.load_library() is None:
+        print("the fused C kernel is unavailable (no C compiler, or TRAINABILITY_NO_CPU_FUSED)")
+        return 2
+    info = {
+        "hostname": platform.node(),
+        "cpu": machine.cpu_info(args.threads),
+        "versions": machine.versions(),
+    }
+    info["loadavg_before"] = os.getloadavg()
+    best = measure(args.resolution, args.steps, args.repeats, args.threads)
+    info["loadavg_after"] = os.getloadavg()
+    pixel_steps = args.resolution**2 * args.steps
+    report = {
+        "schema": "trainability-optimizer-speed/1",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(
+            ["python -m benchmarks.optimizers", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "machine": info,
+        "problem": {
+            "init_file": str(selftest.INIT_FILE.name),
+            "pixels": args.resolution**2,
+            "steps": args.steps,
+        },
+        "repeats": args.repeats,
+        "optimizers": {
+            name: {
+                "seconds": seconds,
+                "pixel_steps_per_s": pixel_steps / seconds,
+                "speed_relative_to_gd": best["gd"] / seconds,
+            }
+            for name, seconds in best.items()
+        },
+    }
+    cpu = info["cpu"]
+    path = (
+        args.output
+        or ROOT / "benchmarks/results" / f"optimizers-cpu-{output.slug(cpu['model'])}-{args.threads}t.json"
+    )
+    io.write_json(path, report)
+    for name, row in report["optimizers"].items():
+        rate, ratio = row["pixel_steps_per_s"], row["speed_relative_to_gd"]
+        print(f"{name:9s} {rate:10.0f} pixel-steps/s  {ratio:.3f} x gd")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Snakemake adapter: Liu's line dimension along one line of an experiment's window."""
+
+import logging
+import os
+import sys
+
+import torch
+
+from trainability import estimators, io, kernels, training
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+params = snakemake.params
+torch.set_num_threads(snakemake.threads)
+device = kernels.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
+result, labels, kernel = estimators.line_estimate(
+    params.training, params.spec, device=device, kernel=params.kernel
+)
+logging.info(
+    "kernel %s: %d points at y = %s; dimension %s", kernel, labels.size, params.spec["y"], result.dimension
+)
+io.write_json(
+    snakemake.output[0],
+    {
+        "experiment": snakemake.wildcards.experiment,
+        "x": params.spec["x"],
+        "y": params.spec["y"],
+        "kernel": kernel,
+        "arithmetic": training.arithmetic(kernel, device, params.training),
+        "trainable_fraction": float(labels.mean()),
+        **result.to_dict(),
+    },
+)

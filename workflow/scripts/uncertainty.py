@@ -1,0 +1,39 @@
+"""Snakemake adapter: the uncertainty-exponent dimension of one experiment's window."""
+
+import logging
+import os
+import sys
+
+import torch
+
+from trainability import estimators, io, kernels, training
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+params = snakemake.params
+torch.set_num_threads(snakemake.threads)
+device = kernels.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
+result, kernel = estimators.uncertainty_estimate(
+    params.training, params.window, params.spec, device=device, kernel=params.kernel
+)
+logging.info(
+    "kernel %s: %d points x %d epsilons; D = %s (95%%: %s..%s)%s",
+    kernel,
+    result.n_points,
+    result.eps.size,
+    result.dimension,
+    result.dimension_low,
+    result.dimension_high,
+    f"; {result.reason}" if result.reason else "",
+)
+io.write_json(
+    snakemake.output[0],
+    {
+        "experiment": snakemake.wildcards.experiment,
+        "window": params.window,
+        "kernel": kernel,
+        "arithmetic": training.arithmetic(kernel, device, params.training),
+        **result.to_dict(),
+    },
+)
