@@ -13,7 +13,9 @@ runs:
    float32, ours and the alternatives (each JSON row has the 4096^2 estimate);
 4. ``sweep``: ``benchmarks.triton_sweep``, the Triton kernel's variants;
 5. ``label_agreement``: C kernel vs the GPU kernels, labels and bits (needs
-   pyyaml and jsonschema; skipped, and said so, without them).
+   pyyaml and jsonschema; skipped, and said so, without them);
+6. ``optimizers``: ``benchmarks.optimizers --device cuda``, momentum and Adam in
+   the Triton kernel against gd (what time the budget leaves).
 
 Each step writes its own JSON under ``--out-dir`` (default benchmarks/results);
 ``gpu-<gpu>.json`` there records every step: command, exit status, seconds,
@@ -59,7 +61,9 @@ def steps(out: Path, tag: str, dry: bool) -> list[dict]:
     selftest = ["trainability.cli", "selftest", "--json", str(out / f"selftest-{tag}.json")]
     bench = ["benchmarks.run", "--repeats", "1", "--out", str(out / f"{tag}-1024.json")]
     agree = ["benchmarks.label_agreement", "--output", str(out / f"agreement-{tag}.json")]
+    opt = ["benchmarks.optimizers", "--output", str(out / f"optimizers-{tag}.json")]
     if dry:
+        opt += ["--device", "cpu", "--resolution", "2", "--steps", "5", "--repeats", "2"]
         selftest += ["--device", "cpu", "--resolution", "8", "--steps", "20"]
         bench += ["--device", "cpu", "--resolution", "4", "--steps", "20", "--gemm-n", "256"]
         bench += ["--impl", "ours", "--dtype", "float64"]
@@ -81,12 +85,14 @@ def steps(out: Path, tag: str, dry: bool) -> list[dict]:
         bench += ["--impl", "ours", "ours_torch", "autograd_loop", "jax_author"]
         sweep = ["benchmarks.triton_sweep", "--out", str(out / f"triton-sweep-{tag}.json")]
         agree += ["--pairs", "fused:cpu", "fused:cuda", "torch:cuda", "--resolution", "32"]
+        opt += ["--device", "cuda", "--resolution", "256", "--steps", "1000", "--repeats", "2"]
     return [
         {"name": "tests", "argv": py + ["pytest", *tests], "seconds": 90},
         {"name": "selftest", "argv": py + selftest, "seconds": 90},
         {"name": "benchmark", "argv": py + bench, "seconds": 130},
         {"name": "sweep", "argv": py + sweep, "seconds": 125},
         {"name": "label_agreement", "argv": py + agree, "seconds": 45, "needs": ("yaml", "jsonschema")},
+        {"name": "optimizers", "argv": py + opt, "seconds": 40},
     ]
 
 

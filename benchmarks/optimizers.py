@@ -1,4 +1,4 @@
-"""The fused CPU kernel's speed with each optimiser, relative to plain gradient descent.
+"""The fused kernels' speed with each optimiser, relative to plain gradient descent.
 
 A config must not get slower because it asks for momentum or Adam: the update is
 O(weights) per step against O(N x weights) for the passes. Trains the benchmark problem
@@ -6,9 +6,10 @@ O(weights) per step against O(N x weights) for the passes. Trains the benchmark 
 and adam, alternating the order between repeats (the ratio is then robust to a machine
 that others load), and keeps the best time of each.
 
-    .venv/bin/python -m benchmarks.optimizers                  # 8^2 pixels x 200 steps, 1 thread
+    .venv/bin/python -m benchmarks.optimizers                  # C kernel: 8^2 pixels x 200 steps, 1 thread
+    python -m benchmarks.optimizers --device cuda --resolution 256 --steps 1000    # Triton, on a GPU node
 
-Writes benchmarks/results/optimizers-cpu-<model>-<threads>t.json with the machine it ran on.
+Writes benchmarks/results/optimizers-<cpu-model-threads | cuda-gpu>.json with the machine it ran on.
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from benchmarks import machine, output
-from trainability import io, optimizers, selftest
+from trainability import io, kernels, optimizers, selftest
 from trainability.kernels import c_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(resolution: int, steps: int, repeats: int, threads: int) -> dict[str, float]:
-    """Best seconds of each optimiser (its default hyperparameters) on the same pixels."""
+def measure(resolution: int, steps: int, repeats: int, threads: int, device: str = "cpu") -> dict[str, float]:
+    """Best seconds of each optimiser (its default hyperparameters) on the same pixels, with
+    the device's fused kernel (the C kernel on CPU, Triton on CUDA)."""
     problem = selftest.load_problem()
     lrs = selftest.grid_learning_rates(resolution)
     best: dict[str, float] = {}
@@ -38,17 +42,20 @@ def measure(resolution: int, steps: int, repeats: int, threads: int) -> dict[str
         for name in names if repeat % 2 == 0 else names[::-1]:
             params = optimizers.pixel_parameters(name, {}, lrs.shape[0])
             began = time.perf_counter()
-            c_cpu.train(
+            kernels.train_pixels(
                 problem,
                 lrs,
                 None,
                 nonlinearity=selftest.NONLINEARITY,
                 steps=steps,
-                offset_mode="every_step",
+                device=device,
                 threads=threads,
+                kernel="fused",
                 optimizer=name,
                 optimizer_params=params,
             )
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
             best[name] = min(best.get(name, float("inf")), time.perf_counter() - began)
     return best
 
@@ -59,6 +66,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu (the C kernel) or cuda (the Triton kernel)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     if c_cpu.load_library() is None:
@@ -70,7 +78,7 @@ def main(argv=None) -> int:
         "versions": machine.versions(),
     }
     info["loadavg_before"] = os.getloadavg()
-    best = measure(args.resolution, args.steps, args.repeats, args.threads)
+    best = measure(args.resolution, args.steps, args.repeats, args.threads, args.device)
     info["loadavg_after"] = os.getloadavg()
     pixel_steps = args.resolution**2 * args.steps
     report = {

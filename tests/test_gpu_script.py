@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu.sh"
-STEPS = ["tests", "selftest", "benchmark", "sweep", "label_agreement"]
+STEPS = ["tests", "selftest", "benchmark", "sweep", "label_agreement", "optimizers"]
 
 
 def test_the_script_parses():
@@ -54,6 +54,7 @@ def test_the_dry_mode_runs_every_step_and_records_it(tmp_path):
         "dry-cpu-1024.json",
         "triton-sweep-dry-cpu.json",
         "agreement-dry-cpu.json",
+        "optimizers-dry-cpu.json",
     ):
         assert name in written
         assert json.loads((tmp_path / name).read_text())

@@ -3,8 +3,8 @@ torch backend training per-pixel problems against the reference and across shard
 
 import numpy as np
 import pytest
-import torch
 
+from kernel_helpers import one_thread  # noqa: F401  (a fixture, used by name)
 from trainability import randomness
 from trainability.agreement import perturbed_learning_rates, same_bits, stable_pixels
 from trainability.kernels import reference, train_pixels
@@ -18,13 +18,7 @@ TRAINING = {"steps": STEPS, "batch": 4}
 ALL = tuple(RANDOMNESS)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The problems are tiny: one thread runs them faster than several."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # kernel_helpers: tiny problems, one thread
 
 
 def draw(kinds, pixels, seed=3, model=MODEL, training=TRAINING, target_dim=1):

@@ -3,9 +3,8 @@
 
 import numpy as np
 import pytest
-import torch
 
-from kernel_helpers import make_problem
+from kernel_helpers import make_problem, one_thread  # noqa: F401 (a fixture, used by name)
 from trainability.agreement import perturbed_learning_rates, same_bits, stable_pixels
 from trainability.kernels import reference, train_pixels
 from trainability.problem import per_layer_learning_rates
@@ -24,13 +23,7 @@ ADAM_VARIED = dict(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The problems are tiny: one thread runs them faster than several."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # kernel_helpers: tiny problems, one thread
 
 
 CASES = [

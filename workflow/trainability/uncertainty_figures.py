@@ -16,13 +16,11 @@ from __future__ import annotations
 import math
 import os
 import textwrap
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from trainability.figures import TITLE_STYLE
-from trainability.io import atomic_path
+from trainability.figures import TITLE_STYLE, save_figure
 from trainability.uncertainty import UncertaintyResult
 
 USED_COLOUR = "#2b5d8a"
@@ -105,8 +103,5 @@ def plot_uncertainty(
 ) -> Figure:
     """Write the uncertainty-exponent diagnostic to PDF and PNG (either may be None); returns the figure."""
     fig = uncertainty_figure(result, title)
-    for path in (pdf_path, png_path):
-        if path is not None:
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, format=Path(path).suffix.lstrip(".").lower() or None, dpi=dpi)
+    save_figure(fig, (pdf_path, png_path), dpi)
     return fig
