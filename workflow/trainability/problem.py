@@ -29,7 +29,6 @@ NONLINEARITIES = ("tanh", "relu", "identity")
 OFFSET_MODES = ("every_step", "init_only")
 DTYPES = ("float64", "float32")
 PHASE_SPACES = ("lr_vs_lr", "paraminit_vs_lr")
-MODEL_KINDS = ("mlp", "quadratic_cosine")
 # What a pixel may draw for itself instead of sharing (trainability.randomness).
 RANDOMNESS = ("weights", "data", "minibatch")
 
