@@ -121,6 +121,12 @@ class Run:
         return f"exit {self.returncode} after {self.wall:.0f} s; output:\n{self.output[-8000:]}"
 
 
+def sigint_as_in_a_terminal():
+    """For a child that the test stops with SIGINT, as Ctrl-C would: a pytest started in the
+    background by a script (`pytest &`) hands SIGINT on ignored, and Snakemake would not stop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_slurm(workdir: Path, *args: str, limit: int = 420, env=None) -> Run:
     """snakemake --profile profiles/slurm ..., stopped with SIGINT after `limit` seconds."""
     cmd = ["timeout", "-s", "INT", "-k", "60", str(limit), *snakemake_cmd(workdir, *args)]
@@ -132,6 +138,7 @@ def run_slurm(workdir: Path, *args: str, limit: int = 420, env=None) -> Run:
         text=True,
         env=slurm_env(env),
         timeout=limit + 120,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     run = Run(done.returncode, done.stdout, time.monotonic() - began)
     (workdir / f"snakemake-{len(list(workdir.glob('snakemake-*.out')))}.out").write_text(done.stdout)
@@ -324,6 +331,7 @@ def test_scancel_is_retried_and_an_interrupted_run_resumes_without_recomputing(r
             stderr=subprocess.STDOUT,
             env=slurm_env({"TRAINABILITY_TEST_SLOW_SHARDS": f"{name}:0:2=600"}),
             start_new_session=True,
+            preexec_fn=sigint_as_in_a_terminal,
         )
     try:
         run_id = wait_for(
@@ -363,16 +371,10 @@ def test_scancel_is_retried_and_an_interrupted_run_resumes_without_recomputing(r
             240,
             proc,
         )
-        # (d) interrupt Snakemake (Ctrl-C) while shard 2 still runs. Snakemake runs a finished
-        # job's bookkeeping in asyncio, which turns a SIGINT that lands there into a cancelled
-        # task and carries on: hence the wait for its progress line above, and a second Ctrl-C,
-        # as a user would press, if the first one was lost that way anyway.
+        # (d) interrupt Snakemake (Ctrl-C) while shard 2 still runs, once it has recorded
+        # shards 0 and 1 as done (its progress line): the rerun below must find them finished.
         os.kill(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGINT)
-            proc.wait(timeout=180)
+        proc.wait(timeout=180)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
