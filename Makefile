@@ -11,8 +11,11 @@ SNAKEMAKE_ARGS ?=
 run: $(VENV)/.installed
 	$(VENV)/bin/snakemake --profile profiles/local $(SNAKEMAKE_ARGS)
 
+# Whole test files per worker (--dist loadfile), so that a module's fixtures run once.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 env: $(VENV)/.installed
 
