@@ -30,6 +30,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/resources.smk"
 include: "workflow/rules/checks.smk"
 include: "workflow/rules/centre.smk"
 include: "workflow/rules/train.smk"
