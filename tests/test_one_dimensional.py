@@ -8,6 +8,7 @@ module itself.
 from __future__ import annotations
 
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -231,6 +232,27 @@ def test_results_do_not_depend_on_how_pixels_are_grouped(optimizer):
     for name in STAT_FIELDS:
         np.testing.assert_array_equal(np.concatenate([r[name] for r in alone]), whole[name], err_msg=name)
         np.testing.assert_array_equal(permuted[name], whole[name][perm], err_msg=name)
+
+
+def test_memory_is_one_block_of_trajectories_whatever_the_number_of_pixels():
+    # 32 blocks: were a block's (steps, B) losses kept (a view in its statistics), the
+    # peak would reach 32 of them; one block and its temporaries are ~6.
+    block, steps = 256, 400
+    lrs = np.linspace(0, 1.5, 32 * block)
+    tracemalloc.start()
+    try:
+        one_dimensional.train(
+            lrs,
+            np.full(lrs.size, 0.2),
+            np.full(lrs.size, 0.1),
+            form="additive",
+            steps=steps,
+            block_pixels=block,
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * block * steps * 8, f"{peak / (block * steps * 8):.1f} blocks of trajectories"
 
 
 def test_small_learning_rates_converge_and_large_ones_diverge():

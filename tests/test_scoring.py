@@ -93,6 +93,13 @@ def test_stats_fields_from_losses():
     assert stats_from_losses(np.ones((1, 4)))["diverged_step"][0] == -1
 
 
+def test_stats_hold_no_view_of_the_trajectories():
+    # A view keeps the whole (P, T) array alive: blocks of trajectories would pile up.
+    losses = np.random.default_rng(5).uniform(0.1, 2.0, (6, 40))
+    for name, values in stats_from_losses(losses).items():
+        assert values.base is None and values.flags.owndata, f"{name} is a view"
+
+
 def test_loss_ratio_measure():
     stats = {"loss_initial": np.array([1.0, 2.0, 1.0]), "loss_final": np.array([0.01, 20.0, 1.0])}
     np.testing.assert_allclose(loss_ratio_measure(stats), [-2.0, 1.0, 0.0])

@@ -67,9 +67,9 @@ def stats_from_losses(losses: np.ndarray) -> dict[str, np.ndarray]:
     hit = u >= MAX_RATIO
     with np.errstate(divide="ignore"):
         sum_inv_u = (1.0 / u).sum(axis=-1)
-    return {
-        "loss_initial": v[..., 0],
-        "loss_final": v[..., -1],
+    return {  # copies, not views: a view would keep the whole (..., T) trajectory alive
+        "loss_initial": v[..., 0].copy(),
+        "loss_final": v[..., -1].copy(),
         "loss_min": v.min(axis=-1),
         "sum_u": u.sum(axis=-1),
         "sum_inv_u": sum_inv_u,
