@@ -1,8 +1,6 @@
 """Small random training problems for the kernel tests."""
 
 import numpy as np
-import pytest
-import torch
 
 from trainability.problem import as_problem
 from trainability.scoring import convergence_measure
@@ -33,13 +31,3 @@ def assert_triton_matches_torch(name: str, pair: dict, dtype: str) -> None:
     rtol = 1e-4 if dtype == "float32" else 1e-9
     for field in STAT_FIELDS[:-1]:
         np.testing.assert_allclose(a[field][calm], b[field][calm], rtol=rtol, err_msg=f"{name} {field}")
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny problems run faster on one torch thread than on several (use it with autouse in
-    a module: ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

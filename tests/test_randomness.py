@@ -4,7 +4,6 @@ torch backend training per-pixel problems against the reference and across shard
 import numpy as np
 import pytest
 
-from kernel_helpers import one_thread  # noqa: F401  (a fixture, used by name)
 from trainability import randomness
 from trainability.agreement import perturbed_learning_rates, same_bits, stable_pixels
 from trainability.kernels import reference, train_pixels
@@ -18,7 +17,7 @@ TRAINING = {"steps": STEPS, "batch": 4}
 ALL = tuple(RANDOMNESS)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # kernel_helpers: tiny problems, one thread
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny problems, one thread
 
 
 def draw(kinds, pixels, seed=3, model=MODEL, training=TRAINING, target_dim=1):

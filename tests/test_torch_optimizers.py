@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from kernel_helpers import make_problem, one_thread  # noqa: F401 (a fixture, used by name)
+from kernel_helpers import make_problem
 from trainability.agreement import perturbed_learning_rates, same_bits, stable_pixels
 from trainability.kernels import reference, train_pixels
 from trainability.problem import per_layer_learning_rates
@@ -23,7 +23,7 @@ ADAM_VARIED = dict(
 )
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # kernel_helpers: tiny problems, one thread
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny problems, one thread
 
 
 CASES = [

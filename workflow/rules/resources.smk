@@ -40,12 +40,11 @@ def train_runtime(wildcards, attempt):
     a laptop CPU; a data-centre GPU sustains thousands): a runtime setting, so
     it is read from the environment and never triggers reruns.
     """
-    _, _, flops = shard_work(experiment(wildcards))
-    gflops = float(os.environ.get("TRAINABILITY_EXPECTED_GFLOPS", "10"))
-    return int(math.ceil((10 + flops / (gflops * 1e9) / 60) * 2 ** (attempt - 1)))
+    return _points_runtime(experiment(wildcards), None, attempt)
 
 
 def _points_runtime(exp, points, attempt):
+    """Minutes for ``points`` points of ``exp`` (None: one shard's pixels)."""
     _, _, flops = shard_work(exp, points)
     gflops = float(os.environ.get("TRAINABILITY_EXPECTED_GFLOPS", "10"))
     return int(math.ceil((10 + flops / (gflops * 1e9) / 60) * 2 ** (attempt - 1)))
