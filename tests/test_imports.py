@@ -31,8 +31,10 @@ LAYER0 = {
     "trainability.line_dimension",
     "trainability.uncertainty",
     "trainability.model_checks",
+    "trainability.numerics",
 }
-THIRD_PARTY_IN_LAYER0 = {"numpy"}
+# gmpy2: MPFR's correctly rounded elementary functions (trainability.numerics).
+THIRD_PARTY_IN_LAYER0 = {"numpy", "gmpy2"}
 BACKENDS = {
     "trainability.kernels.c_cpu",
     "trainability.kernels.triton_gpu",

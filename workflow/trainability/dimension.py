@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from trainability import numerics
+
 
 def edge_map(values: np.ndarray) -> np.ndarray:
     """Bool (R-1, C-1) map: True where the 2x2 window of ``values`` holds both signs.
@@ -66,10 +68,12 @@ class BoxCount:
 
 
 def box_sizes(shape: tuple[int, ...], bins: int | Sequence[int] = 10) -> np.ndarray:
-    """porespy's default sizes: unique(int(logspace(1, log10(min(shape)), bins)))."""
+    """porespy's default sizes: unique(int(logspace(1, log10(min(shape)), bins))), with the
+    logarithm and powers correctly rounded (numpy's may round a size such as 100 down to 99
+    on one CPU and not on another)."""
     if isinstance(bins, (int, np.integer)):
-        top = np.log10(min(shape))
-        return np.unique(np.logspace(1, top, int(bins)).astype(np.int64))
+        top = float(numerics.log10(min(shape)))
+        return np.unique(numerics.logspace(1, top, int(bins)).astype(np.int64))
     return np.asarray(bins).astype(np.int64)
 
 
@@ -77,7 +81,7 @@ def _local_slopes(sizes: np.ndarray, counts: np.ndarray) -> np.ndarray:
     if sizes.size < 2:
         return np.full(sizes.shape, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        slopes = -np.gradient(np.log(counts.astype(float)), np.log(sizes.astype(float)))
+        slopes = -np.gradient(numerics.log(counts.astype(float)), numerics.log(sizes.astype(float)))
     return np.where(np.isfinite(slopes), slopes, np.nan)
 
 

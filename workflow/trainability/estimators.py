@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trainability import line_dimension, training, uncertainty
+from trainability import line_dimension, numerics, training, uncertainty
 
 
 def uncertainty_estimate(
@@ -34,8 +34,8 @@ def uncertainty_estimate(
     stats = training.train_points(
         shared,
         settings,
-        10.0 ** points[:, 0],
-        10.0 ** points[:, 1],
+        numerics.pow10(points[:, 0]),
+        numerics.pow10(points[:, 1]),
         device=device,
         kernel=chosen,
         progress=progress,
@@ -62,8 +62,8 @@ def line_estimate(
     stats = training.train_points(
         shared,
         settings,
-        10.0**x,
-        np.full(x.size, 10.0 ** spec["y"]),
+        numerics.pow10(x),
+        np.full(x.size, numerics.pow10(spec["y"])),
         device=device,
         kernel=chosen,
         progress=progress,

@@ -24,9 +24,12 @@ import math
 
 import numpy as np
 
+from trainability import numerics
+
 # Neighbouring pixels at least this many ulps apart: rounding in linspace and
 # 10**x moves each value by up to about one ulp, so 2 keeps every pixel distinct.
 RESOLVING_ULPS = 2.0
+LN10 = float(numerics.log(10.0))
 
 
 def axis_log10(lo: float, hi: float, resolution: int) -> np.ndarray:
@@ -35,8 +38,9 @@ def axis_log10(lo: float, hi: float, resolution: int) -> np.ndarray:
 
 
 def axis_values(lo: float, hi: float, resolution: int) -> np.ndarray:
-    """Hyperparameter values along one axis, as the author's ``logspace``."""
-    return 10.0 ** axis_log10(lo, hi, resolution)
+    """Hyperparameter values along one axis, as the author's ``logspace`` (10**x correctly
+    rounded: the same bits on every CPU, see ``trainability.numerics``)."""
+    return numerics.pow10(axis_log10(lo, hi, resolution))
 
 
 def axis_resolves_pixels(lo: float, hi: float, resolution: int, dtype: str) -> bool:
@@ -108,7 +112,7 @@ def _axis_resolves(lo: float, hi: float, reach: float, resolution: int, dtype: s
     spacing = (hi - lo) / max(resolution - 1, 1)
     coordinate_ulp = float(np.spacing(np.float64(reach)))
     value_eps = float(np.finfo(np.dtype(dtype)).eps)  # relative spacing of 10**x
-    return spacing >= RESOLVING_ULPS * coordinate_ulp and math.log(10) * spacing >= RESOLVING_ULPS * value_eps
+    return spacing >= RESOLVING_ULPS * coordinate_ulp and LN10 * spacing >= RESOLVING_ULPS * value_eps
 
 
 def centre_region(window0, centre) -> list[tuple[float, float]]:

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from trainability import numerics
+
 MIN_CHANGES = 8  # a level with this many changes starts the default scaling range
 
 
@@ -143,7 +145,15 @@ def fit(labels, k_min: int | None = None, k_max: int | None = None) -> LineDimen
             reason=f"the fit range k = {lo}..{hi} is one level",
         )
     sel = slice(lo, hi + 1)
-    slope, intercept = np.polyfit(ks[sel].astype(float), np.log2(counts[sel].astype(float)), 1)
+    slope, intercept = _line_fit(ks[sel].astype(float), numerics.log2(counts[sel].astype(float)))
     return LineDimension(
         **base, dimension=float(slope), intercept=float(intercept), k_min=lo, k_max=hi, boundary=True
     )
+
+
+def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares (slope, intercept) of y on x in closed form, summed in a fixed order
+    (``numpy.polyfit`` goes through LAPACK, whose last bits follow the CPU's vector unit)."""
+    dx = x - x.mean()
+    slope = float((dx * (y - y.mean())).sum() / (dx * dx).sum())
+    return slope, float(y.mean() - slope * x.mean())

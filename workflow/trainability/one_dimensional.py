@@ -9,6 +9,12 @@ from x_0 = ``start`` (Liu: 1.0, 1000 steps, learning rate in [0, 1.5], a = 0.2,
 lam = 0.1). The arithmetic follows Liu's code term by term (phase = 2 pi x / lam,
 gradient 2x - 2 pi a sin(phase) / lam), in float64, every operation elementwise:
 each pixel's bits depend on its own arguments only, never on how pixels are grouped.
+sin and cos are ``numerics.sin_cos``, fdlibm's in a fixed operation order: numpy's
+np.sin and np.cos are SIMD code chosen at run time, whose last bits may change with the
+CPU or numpy's version, and near the fractal boundary one bit changes labels. Julia's
+sin and cos (Liu's code) are ports of fdlibm's: with Liu's threshold this gives Liu's
+stored N(k), k = 14..20, exactly (np.sin and np.cos did not). Past |phase| = 2**48 they
+are not sin and cos (see there); x**2 dominates f by far there.
 
 Convexity: the additive f has f'' = 2 - a (2 pi / lam)**2 cos(phase) >= 0 everywhere
 iff a / lam**2 <= 1 / (2 pi**2); Liu's learning-rate boundary has finitely many points
@@ -25,10 +31,10 @@ diverged when some u_t reached MAX_RATIO (``diverged``), i.e. f(x_t) > 1e6 v_0 -
 (about 1.4e6 at Liu's setting) where Liu stops at f > 1e8, checking x_1..x_T where
 this checks x_0..x_{T-1}. On Liu's setting they differ only in a band just above
 lr = 1, where |x| escapes slowly (by 2 lr - 1 a step) and late runs pass 1.4e6 but not
-1e8 within 1000 steps: measured, 12 of 2**14 + 1 rates on [0, 1.5] differ, and 845 of
+1e8 within 1000 steps: measured, 15 of 2**14 + 1 rates on [0, 1.5] differ, and 843 of
 the 2**13 + 1 rates of [0.996, 1.008] (where every change lies), all in [1.0005,
-1.0058], all diverged here and not for Liu; the dimension over k = 15..20 is 1.03
-here and 1.09 by Liu's threshold (Liu's stored counts: 0.99);
+1.006], all diverged here and not for Liu; the dimension over k = 15..20 is 1.00
+here and 0.99 by Liu's threshold (Liu's stored counts, the same);
 tests/test_one_dimensional.py (test_liu_threshold_*) checks the cell's.
 A diverging x overflows to inf and then NaN (numpy's warnings silenced): the contract
 maps non-finite losses to MAX_RATIO.
@@ -40,7 +46,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from trainability import optimizers
+from trainability import numerics, optimizers
 from trainability.statistics import stats_from_losses
 
 FORMS = ("additive", "multiplicative")
@@ -74,12 +80,12 @@ def _check_values(form: str, amplitude, wavelength) -> tuple[np.ndarray, np.ndar
 
 
 def _value_and_gradient(x, form, a, lam):
-    """f(x) and f'(x), term by term as Liu's code."""
+    """f(x) and f'(x), term by term as Liu's code (sin and cos: ``numerics.sin_cos``)."""
     phase = 2 * np.pi * x / lam
-    c = np.cos(phase)
+    s, c = numerics.sin_cos(phase)
     if form == "additive":
-        return x**2 + a * c, 2 * x - 2 * np.pi * a * np.sin(phase) / lam
-    return x**2 * (1 + a * c), 2 * x * (1 + a * c) - 2 * np.pi * x**2 * a * np.sin(phase) / lam
+        return x**2 + a * c, 2 * x - 2 * np.pi * a * s / lam
+    return x**2 * (1 + a * c), 2 * x * (1 + a * c) - 2 * np.pi * x**2 * a * s / lam
 
 
 def _elementwise(x, form, amplitude, wavelength):

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from trainability import numerics
 from trainability.statistics import TAIL_STEPS, loss_ratios
 
 Stats = Mapping[str, np.ndarray]
@@ -65,9 +66,9 @@ def convergence_measure_from_losses(losses: np.ndarray) -> np.ndarray:
 
 
 def loss_ratio_measure(stats: Stats) -> np.ndarray:
-    """log10(loss_final / loss_initial): negative = the loss went down."""
+    """log10(loss_final / loss_initial), correctly rounded: negative = the loss went down."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log10(_field(stats, "loss_final") / _field(stats, "loss_initial"))
+        return numerics.log10(_field(stats, "loss_final") / _field(stats, "loss_initial"))
 
 
 def bounded_measure(stats: Stats) -> np.ndarray:

@@ -15,7 +15,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trainability import kernels, one_dimensional, optimizers, phase_space, problem, randomness, scoring
+from trainability import (
+    kernels,
+    numerics,
+    one_dimensional,
+    optimizers,
+    phase_space,
+    problem,
+    randomness,
+    scoring,
+)
 from trainability.centre import Converged
 
 # The 1-D model's trainer is numpy on the CPU whatever the device: its "kernel".
@@ -121,7 +130,7 @@ def converged_function(settings: dict, device: torch.device, kernel: str = "auto
     chosen = select_kernel(shared, settings, device, kernel)
 
     def converged(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        x_values, y_values = 10.0 ** np.asarray(x, float), 10.0 ** np.asarray(y, float)
+        x_values, y_values = numerics.pow10(x), numerics.pow10(y)
         stats = train_points(shared, settings, x_values, y_values, device=device, kernel=chosen)
         return trainable_labels(settings, stats)
 

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from trainability import numerics
+
 DEFAULT_MARGIN_ULPS = 100.0
 INTERVAL_PERCENTILES = (2.5, 97.5)
 _BOOTSTRAP_CHUNK = 2**22  # resample indices drawn at most this many at a time
@@ -57,7 +59,8 @@ def smallest_epsilon(
     widths = axes[:, 1] - axes[:, 0]
     reach = np.abs(axes).max(axis=1) + largest * widths  # largest |coordinate| a perturbed point takes
     coordinate_ulp = np.spacing(reach.astype(dt)).astype(np.float64)
-    value_step = float(np.finfo(dt).eps) / math.log(10)  # log10 step that moves 10**x by one ulp at most
+    # The log10 step that moves 10**x by one ulp at most.
+    value_step = float(np.finfo(dt).eps) / float(numerics.log(10.0))
     return float(margin_ulps * np.max(np.maximum(coordinate_ulp, value_step) / widths))
 
 
@@ -88,8 +91,8 @@ def epsilons(
     floor = smallest_epsilon(window, dtype, largest=largest, margin_ulps=margin_ulps)
     if largest < floor:
         return np.empty(0)
-    n = int(math.floor(per_decade * math.log10(largest / floor))) + 2
-    grid = largest * 10.0 ** (-np.arange(n) / per_decade)
+    n = int(math.floor(per_decade * float(numerics.log10(largest / floor)))) + 2
+    grid = largest * numerics.pow10(-np.arange(n) / per_decade)
     return grid[grid >= floor]
 
 
@@ -236,7 +239,7 @@ def _slopes(log_eps: np.ndarray, counts: np.ndarray, n_points: int) -> tuple[np.
     positive = counts > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         weight = np.where(positive, counts / np.maximum(1.0 - fraction, 1.0 / n_points), 0.0)
-        y = np.where(positive, np.log10(np.where(positive, fraction, 1.0)), 0.0)
+        y = np.where(positive, numerics.log10(np.where(positive, fraction, 1.0)), 0.0)
     s, sx, sy = weight.sum(axis=1), (weight * log_eps).sum(axis=1), (weight * y).sum(axis=1)
     sxx, sxy = (weight * log_eps**2).sum(axis=1), (weight * log_eps * y).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -289,7 +292,7 @@ def fit(
         )
         nan = dict.fromkeys(("alpha", "intercept", "dimension", "dimension_low", "dimension_high"), math.nan)
         return UncertaintyResult(**nan, n_bootstrap=0, reason=reason, **common)
-    log_eps = np.log10(grid[used])
+    log_eps = numerics.log10(grid[used])
     slope, intercept = _slopes(log_eps, counts[used][None, :], n_points)
     dims = d - _bootstrap_slopes(changed[used], log_eps, bootstrap, seed)
     dims = dims[np.isfinite(dims)]
