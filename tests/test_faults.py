@@ -115,46 +115,91 @@ def test_someone_elses_file_is_corrupt_and_other_parameters_are_stale(tmp_path):
     assert integrity.file_problem(copy, expected())[1] == "attribute 'experiment' missing"
 
 
-def test_quarantine_renames_and_never_deletes(tmp_path):
+def test_inspection_only_reads_and_moving_renames_never_deletes(tmp_path):
     good = write_shard(tmp_path / "good.h5")
     bad = tmp_path / "bad.h5"
     bad.write_bytes(good.read_bytes()[:200])
     original = bad.read_bytes()
     stale = write_shard(tmp_path / "stale.h5", training={"other": 1})
     wanted = {good: expected(), bad: expected(), stale: expected(), tmp_path / "absent.h5": expected()}
-    found = integrity.quarantine_results(wanted)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    found = integrity.inspect_results(wanted)
     assert [(f.path, f.tag) for f in found] == [(bad, integrity.CORRUPT), (stale, integrity.STALE)]
-    assert found[0].moved_to.name.startswith("bad.h5.corrupt-") and found[0].moved_to.read_bytes() == original
-    assert found[1].moved_to.name.startswith("stale.h5.stale-") and found[1].moved_to.exists()
-    assert all(integrity.is_quarantined(f.moved_to.name) for f in found)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "inspecting moves nothing"
+    moved = integrity.move_aside(found)
+    assert moved[0].moved_to.name.startswith("bad.h5.corrupt-") and moved[0].moved_to.read_bytes() == original
+    assert moved[1].moved_to.name.startswith("stale.h5.stale-") and moved[1].moved_to.exists()
+    assert all(integrity.is_quarantined(f.moved_to.name) for f in moved)
     assert not integrity.is_quarantined("shard1.h5") and not integrity.is_quarantined("corrupt-1.h5")
     assert good.exists() and not bad.exists() and not stale.exists()
     # A second damaged file with the same timestamp gets its own name.
     bad.write_bytes(original)
-    again = integrity.quarantine_results({bad: expected()})
-    assert again[0].moved_to != found[0].moved_to and found[0].moved_to.exists()
-    # A dry run only reports.
-    bad.write_bytes(original)
-    assert integrity.quarantine_results({bad: expected()}, dry_run=True)[0].path == bad
-    assert bad.read_bytes() == original
+    again = integrity.move_aside(integrity.inspect_results({bad: expected()}))
+    assert again[0].moved_to != moved[0].moved_to and moved[0].moved_to.exists()
 
 
-# ----------------------------------------------------------------- workflow runs
+def test_a_file_changed_since_it_was_inspected_is_not_moved(tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"garbage")
+    found = integrity.inspect_results({bad: expected()})
+    assert len(found) == 1
+    bad.write_bytes(b"rewritten by the run that held the lock")  # another size: another file
+    assert integrity.move_aside(found) == [] and bad.exists()
+    bad.unlink()
+    assert integrity.move_aside(found) == []
+
+
+REGION = ((0.0, 2.0), (1.0, 3.0))
+MADE_WITH = {"training": {"steps": 30}, "search": {"factor": 2}, "kernel": "auto", "results_version": 3}
+
+
+def centre_record(**changes):
+    return {"experiment": "e", "centre": [1.5, 2.5], "made_with": MADE_WITH, **changes}
 
 
 @pytest.mark.parametrize(
-    "argv,dry",
+    "record, tag, words",
     [
-        (["snakemake", "-n"], True),
-        (["snakemake", "--dry-run", "all"], True),
-        (["snakemake", "--dryrun"], True),
-        (["snakemake", "-np", "--cores", "2"], True),
-        (["snakemake", "--cores", "2", "--profile", "profiles/local"], False),
-        (["snakemake", "--configfile", "config/zoom.yaml", "-p"], False),
+        (centre_record(), None, None),
+        ([1.5, 2.5], integrity.CORRUPT, "not a JSON object but list"),
+        ({"foo": 1}, integrity.CORRUPT, "experiment = None, expected 'e'"),
+        (centre_record(experiment="f"), integrity.CORRUPT, "experiment = 'f', expected 'e'"),
+        (centre_record(centre=[1.5]), integrity.CORRUPT, "two finite numbers"),
+        (centre_record(centre=[1.5, float("nan")]), integrity.CORRUPT, "two finite numbers"),
+        (centre_record(centre=["1.5", 2.5]), integrity.CORRUPT, "two finite numbers"),
+        (centre_record(centre=[10, 10]), integrity.CORRUPT, "centre x = 10 lies outside [0.0, 2.0]"),
+        (centre_record(centre=[1.0, 0.5]), integrity.CORRUPT, "centre y = 0.5 lies outside [1.0, 3.0]"),
+        (
+            centre_record(made_with={**MADE_WITH, "search": {"factor": 3}}),
+            integrity.STALE,
+            "made_with.search.factor: 3 in the file, 2 in the config",
+        ),
+        (centre_record(made_with=None), integrity.STALE, "found with other settings"),
     ],
 )
-def test_a_dry_run_is_recognised_from_the_command_line(argv, dry):
-    assert integrity.is_dry_run(argv) is dry
+def test_a_centre_file_is_checked(record, tag, words):
+    problem = integrity.centre_problem(record, integrity.ExpectedCentre("e", REGION, MADE_WITH))
+    if tag is None:
+        assert problem is None
+    else:
+        assert problem[0] == tag and words in problem[1], problem
+
+
+def test_an_unreadable_centre_file_is_damaged_and_a_job_refuses_it(tmp_path):
+    expected_centre = integrity.ExpectedCentre("e", REGION, MADE_WITH)
+    for content in (b"{not json", b"\xff\xfe binary", b""):
+        path = tmp_path / "centre.json"
+        path.write_bytes(content)
+        tag, reason = integrity.centre_file_problem(path, expected_centre)
+        assert tag == integrity.CORRUPT and "not a readable JSON file" in reason
+    spec = {"centre": "auto", "window0": [[-1.0, 3.0], [-1.0, 5.0]], "factor": 2, "frame": 1}
+    path.write_text(json.dumps(centre_record(centre=[10, 10])))
+    with pytest.raises(ValueError, match=r"centre.json: its centre x = 10 lies outside \[0.0, 2.0\]"):
+        integrity.frame_window(spec, path, "e")
+    path.write_text(json.dumps(centre_record(centre=[1.0, 2.0])))
+    assert integrity.frame_window(spec, path, "e") == [[0.0, 2.0], [0.5, 3.5]]
+    with pytest.raises(ValueError, match="centre.json is missing"):
+        integrity.frame_window(spec, None, "e")
 
 
 @pytest.mark.slow
@@ -181,7 +226,7 @@ def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
     dry = snakemake(workdir, GRID, "-n")
     for name in damaged:
         assert f"Damaged result file {SHARDS}/{name}" in dry.stdout + dry.stderr
-        assert "a run (not a dry run) moves it aside" in dry.stdout + dry.stderr
+        assert "a dry run or an inspection command moves nothing" in dry.stdout + dry.stderr
         assert shards[name].read_bytes() == damaged[name]
     assert not list((workdir / SHARDS).glob("*.corrupt-*"))
 
@@ -190,7 +235,8 @@ def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
     output = result.stdout + result.stderr
     for name in damaged:
         assert f"Damaged result file {SHARDS}/{name}" in output
-        assert "it is remade in this run" in output
+        assert "remade by this run" in output
+        assert f"Moved {SHARDS}/{name} aside to {name}.corrupt-" in output
     jobs = sorted((rule, wc.get("shard")) for rule, wc in planned_jobs_from(output))
     assert jobs == [("merge", None), ("train_shard", "1"), ("train_shard", "2")]
     corrupt = {p.name.split(".corrupt-")[0]: p.read_bytes() for p in (workdir / SHARDS).glob("*.corrupt-*")}
@@ -211,19 +257,19 @@ def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
     for name in statistics.STAT_FIELDS:
         assert merged[name].tobytes() == undisturbed[name].tobytes(), name
 
-    # Damage after the frame was merged: grid.h5 stays (it was made from the
-    # sound file), nothing is recomputed; the shard is remade when asked for.
-    grid_stat = (workdir / GRID).stat()
+    # Damage after the frame was merged: the damage made the shard newer than the frame,
+    # so Snakemake merges again; the shard is moved aside and remade first, and the
+    # frame comes out the same. Nothing else is recomputed.
+    grid_before, _ = io.read_h5(workdir / GRID, statistics.STAT_FIELDS)
     shards["shard3.h5"].write_bytes(shards["shard3.h5"].read_bytes()[:500])
     result = snakemake(workdir, GRID)
     output = result.stdout + result.stderr
     assert f"Damaged result file {SHARDS}/shard3.h5" in output
-    # The remake command is complete: this run's --configfile included.
-    assert f"snakemake --configfile {workdir / 'config.yaml'} {SHARDS}/shard3.h5" in output
-    assert "Nothing to be done" in output
-    assert (workdir / GRID).stat().st_mtime_ns == grid_stat.st_mtime_ns
-    snakemake(workdir, f"{SHARDS}/shard3.h5")
+    jobs = sorted((rule, wc.get("shard")) for rule, wc in planned_jobs_from(output))
+    assert jobs == [("merge", None), ("train_shard", "3")]
     assert_same_data(shards["shard3.h5"], originals / "shard3.h5")
+    grid_after, _ = io.read_h5(workdir / GRID, statistics.STAT_FIELDS)
+    assert all(grid_after[n].tobytes() == grid_before[n].tobytes() for n in statistics.STAT_FIELDS)
     assert len(list((workdir / SHARDS).glob("*.corrupt-*"))) == 3
     # Nothing left to repair, no further warning.
     again = snakemake(workdir, *shard_targets, "--dry-run")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from matplotlib import image as mpl_image
 
-from trainability import dimension, io
+from trainability import dimension, io, statistics
 from workflow_helpers import planned_jobs, prepare_workdir, read_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -212,3 +212,69 @@ def test_a_failed_job_mid_sequence_resumes_and_keeps_what_was_finished(tmp_path,
             continue
         assert path.stat().st_mtime_ns == mtime and path.read_bytes() == data, path
     assert (workdir / "results/auto_zoom/figures/zoom.mp4").is_file()
+
+
+def shard_logs(workdir):
+    """Each shard job's log of the last run, by (frame, shard)."""
+    return {
+        (int(path.parent.parent.name.removeprefix("frame")), int(path.stem.removeprefix("shard"))): (
+            path.read_text()
+        )
+        for path in workdir.glob("logs/auto_zoom/frame*/shards/shard*.log")
+    }
+
+
+def grid_datasets(workdir):
+    return {
+        k: io.read_h5(workdir / f"results/auto_zoom/frame{k}/grid.h5", statistics.STAT_FIELDS)[0]
+        for k in range(FRAMES)
+    }
+
+
+def assert_nothing_retrained(workdir, grids_before, output):
+    logs = shard_logs(workdir)
+    assert len(logs) == FRAMES * 2
+    assert all("copied from" in text and "training:" not in text for text in logs.values()), output[-3000:]
+    after = grid_datasets(workdir)
+    for k, data in grids_before.items():
+        assert all(after[k][name].tobytes() == data[name].tobytes() for name in data), k
+
+
+def test_a_centre_found_again_retrains_nothing_and_a_bad_one_is_moved_aside(zoom_run, tmp_path):
+    workdir = tmp_path / "again"
+    shutil.copytree(zoom_run, workdir)
+    centre_file = workdir / "results/auto_zoom/centre.json"
+    found = json.loads(centre_file.read_text())
+    grids = grid_datasets(workdir)
+
+    # Deleted: found again bit for bit; every frame's pixels are copied, none is trained.
+    centre_file.unlink()
+    output = snakemake(workdir).stderr
+    assert json.loads(centre_file.read_text())["centre"] == found["centre"]
+    assert_nothing_retrained(workdir, grids, output)
+
+    # Outside the region the search keeps it in, with a damaged history beside it: a dry run
+    # names it and changes nothing; a run moves it aside, finds the centre again, retrains
+    # nothing, and skips the history's bad lines with a warning.
+    centre_file.write_text(json.dumps(dict(found, centre=[10, 10])))
+    history = workdir / "logs/auto_zoom/centre_history.jsonl"
+    history.write_text(history.read_text() + "garbage\n\n{\n")
+    dry = snakemake(workdir, "--dry-run")
+    message = "Damaged result file results/auto_zoom/centre.json (its centre x = 10 lies outside [0.0, 2.0]"
+    assert message in dry.stdout + dry.stderr
+    assert json.loads(centre_file.read_text())["centre"] == [10, 10]
+    output = snakemake(workdir).stderr
+    (aside,) = (workdir / "results/auto_zoom").glob("centre.json.corrupt-*")
+    assert json.loads(aside.read_text())["centre"] == [10, 10], "moved aside, never deleted"
+    assert json.loads(centre_file.read_text())["centre"] == found["centre"]
+    assert_nothing_retrained(workdir, grids, output)
+    log = (workdir / "logs/auto_zoom/find_centre.log").read_text()
+    assert "centre_history.jsonl: lines [" in log and "are not JSON; skipped" in log
+
+    # Not JSON at all: the same.
+    centre_file.write_text('{"centre": [1, ')
+    output = snakemake(workdir).stderr
+    assert "Damaged result file results/auto_zoom/centre.json (not a readable JSON file" in output
+    assert len(list((workdir / "results/auto_zoom").glob("centre.json.corrupt-*"))) == 2
+    assert json.loads(centre_file.read_text())["centre"] == found["centre"]
+    assert_nothing_retrained(workdir, grids, output)

@@ -16,10 +16,7 @@ rule find_centre:
         mem_mb=2000,
         runtime=60,
     params:
-        training=training_params,
-        search=centre_search,
-        kernel=config.get("kernel", "auto"),
+        made_with=lambda wc: centre_made_with(wc.experiment),
         history=lambda wc: CENTRE_HISTORY.format(experiment=wc.experiment),
-        results_version=trainability.RESULTS_VERSION,
     script:
         "../scripts/find_centre.py"

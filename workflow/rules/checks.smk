@@ -40,20 +40,29 @@ if workflow.is_main_process:
 
 
 # A result file damaged after it was written (truncated, overwritten, copied from
-# another frame) or made with other training parameters is moved aside to
-# <name>.corrupt-<time> or <name>.stale-<time>, never deleted, so that Snakemake
-# remakes it instead of reading garbage: shards, grid.h5 and scores.h5 (the
-# default target asks for every grid and scores file, so a missing one is remade).
-# A frame merged before a shard's damage keeps its grid.h5 (merge checked every
-# shard); Snakemake then remakes the shard only when that frame is merged again,
-# or when asked for it. Only in the process the user started: cluster jobs parse
-# this file too, while results are written.
+# another frame), made with other settings than the config's, or an automatic centre
+# that is not the search's (outside its region, other settings, not JSON) is remade,
+# and the bad file is moved aside to <name>.corrupt-<time> or <name>.stale-<time>,
+# never deleted: shards, grid.h5, scores.h5 and centre.json. Only a run that holds
+# Snakemake's lock moves anything (the onstart handler below): every command reads
+# this file (dry runs, --summary, --unlock, --lint, a second snakemake started while
+# a run goes on), and Snakemake takes its lock only after it has planned. So the
+# check, read-only, runs just before Snakemake plans (never for --lint or
+# --list-rules), and tells the plan instead: the bad files of the experiments this
+# run targets are forced (as --forcerun would), which remakes them and what depends
+# on them (a damaged shard of a merged frame too: the damage made it newer than the
+# frame, so Snakemake merges again). Cluster jobs read this file too: only the process
+# the user started checks.
 def _expected_results():
-    """{path: integrity.Expected} of every result file a later step reads; {shard: its grid}."""
-    expected, grid_of = {}, {}
+    """{path: integrity.Expected(Centre)} of every result file a later step reads."""
+    expected = {}
     for name, exp in EXPERIMENTS.items():
         res, size = exp["grid"]["resolution"], exp["grid"]["shard_size"]
         training = tconfig.as_builtin(tconfig.training_params(exp))
+        if auto_centre(name):
+            region = tuple(tgrid.centre_region((exp["phase_space"]["x"], exp["phase_space"]["y"]), "auto"))
+            made_with = centre_made_with(name)
+            expected[CENTRE.format(experiment=name)] = _integrity.ExpectedCentre(name, region, made_with)
         for frame in frames(name):
             whose = {"experiment": name, "frame": frame}
             grid_path = GRID.format(experiment=name, frame=frame)
@@ -61,40 +70,65 @@ def _expected_results():
                 start, stop = tgrid.shard_pixels(shard, res, size)
                 where = {**whose, "first_pixel": start, "n_pixels": stop - start, "shard": shard}
                 expected[path] = _integrity.Expected(STAT_FIELDS, (stop - start,), where, training)
-                grid_of[path] = grid_path
             where = {**whose, "resolution": res}
             expected[grid_path] = _integrity.Expected(STAT_FIELDS, (res, res), where, training)
             scores = SCORES.format(experiment=name, frame=frame)
             expected[scores] = _integrity.Expected(SCORE_FIELDS, (res, res), where)
-    return expected, grid_of
+    return expected
+
+
+def _targeted_experiments(targets):
+    """The experiments whose files this run may remake: all for the default target or a rule
+    name, else those named by the target paths (results/<experiment>/..., logs/<experiment>/...)."""
+    named = set()
+    for target in targets:
+        parts = Path(target).parts
+        if len(parts) < 2 or parts[0] not in ("results", "logs", "archives"):
+            return set(EXPERIMENTS)
+        named.add(parts[1].removesuffix(".tar.gz"))
+    return (named & set(EXPERIMENTS)) if targets else set(EXPERIMENTS)
+
+
+# Bad files found while planning; onstart moves them aside once the run holds the lock.
+_TO_MOVE = []
+
+
+def _plan_repairs(settings):
+    """Inspect the results (read only), report each bad one, and force the remake of those
+    this run may touch (``settings``: Snakemake's DAG settings of this command)."""
+    targeted = _targeted_experiments({str(t) for t in settings.targets})
+    findings = _integrity.inspect_results(_expected_results())
+    for f in findings:
+        what = "Damaged result file" if f.tag == _integrity.CORRUPT else "Stale result file"
+        if Path(f.path).parts[1] not in targeted:
+            _logger.warning(
+                f"{what} {f.path} ({f.reason}): left as it is (this run does not target its "
+                "experiment); a run that does moves it aside and remakes it."
+            )
+            continue
+        _TO_MOVE.append(f)
+        kept = " (kept for you; delete it when no longer needed)" if f.tag == _integrity.STALE else ""
+        _logger.warning(
+            f"{what} {f.path} ({f.reason}): remade by this run, which first moves it aside to "
+            f"{f.moved_to.name}{kept} once it holds Snakemake's lock (a dry run or an inspection "
+            "command moves nothing)."
+        )
+    settings.forcerun = set(settings.forcerun) | {str(f.path) for f in _TO_MOVE}
+
+
+def _repairs_before(prepare_dag):
+    """Snakemake's planning step, preceded by ``_plan_repairs``: Snakemake hands a command its
+    DAG settings only after it has read the Snakefile, so the check waits for that step."""
+
+    def prepare(*args, **kwargs):
+        _plan_repairs(workflow.dag_settings)
+        return prepare_dag(*args, **kwargs)
+
+    return prepare
 
 
 if workflow.is_main_process:
-    _expected, _grid_of = _expected_results()
-    # A dry run reports and moves nothing. Hints repeat the --configfile of this run.
-    _dry = _integrity.is_dry_run(sys.argv)
-    _configfiles = "".join(f" --configfile {f}" for f in workflow.overwrite_configfiles)
-    _findings = _integrity.quarantine_results(_expected, dry_run=_dry)
-    _moved = {str(f.path) for f in _findings}
-    for _f in _findings:
-        _what = "Damaged result file" if _f.tag == _integrity.CORRUPT else "Stale result file"
-        _grid = _grid_of.get(str(_f.path))
-        if _grid and Path(_grid).exists() and _grid not in _moved:
-            _next = (
-                f"its frame was merged before (grid.h5 is kept); to remake it now: "
-                f"snakemake{_configfiles} {_f.path}"
-            )
-        else:
-            _next = "it is remade in this run"
-        _aside = f"moved aside to {_f.moved_to.name}"
-        if _f.tag == _integrity.STALE:
-            _aside += " (kept for you; delete it when no longer needed)"
-        if _dry:
-            _logger.warning(
-                f"{_what} {_f.path} ({_f.reason}): a run (not a dry run) moves it aside; then {_next}."
-            )
-        else:
-            _logger.warning(f"{_what} {_f.path} ({_f.reason}): {_aside}; {_next}.")
+    workflow._prepare_dag = _repairs_before(workflow._prepare_dag)
 
 
 onstart:
@@ -105,6 +139,11 @@ onstart:
     ):
         if problem := _cluster.sacct_problem():
             raise WorkflowError(problem)
+    # This run holds Snakemake's lock now: move the bad files found while planning aside
+    # (the plan remakes them). A file changed since then is left alone.
+    if not workflow.touch:
+        for _f in _integrity.move_aside(_TO_MOVE):
+            _logger.warning(f"Moved {_f.path} aside to {_f.moved_to.name}.")
 
 
 onerror:

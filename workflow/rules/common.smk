@@ -217,11 +217,22 @@ def frame_window(wildcards):
     return tconfig.as_builtin(tgrid.window_spec(experiment(wildcards), int(wildcards.frame)))
 
 
-def centre_search(wildcards):
-    """Everything the automatic centre depends on besides training: not the number of
-    frames, so that adding frames never moves the centre (the search always descends
-    as deep as the dtype resolves)."""
-    exp = experiment(wildcards)
+def centre_made_with(name):
+    """Everything the automatic centre of experiment ``name`` depends on: find_centre's params,
+    recorded in centre.json as ``made_with`` and checked against the config when the workflow
+    starts. Not the number of frames, so that adding frames never moves the centre (the
+    search always descends as deep as the dtype resolves)."""
+    exp = experiment_named(name)
+    return {
+        "training": tconfig.as_builtin(tconfig.training_params(exp)),
+        "search": centre_search(exp),
+        "kernel": config.get("kernel", "auto"),
+        "results_version": trainability.RESULTS_VERSION,
+    }
+
+
+def centre_search(exp):
+    """The search's own settings (trainability.centre): window, factor, depth, pilots, tolerance."""
     zoom, ps, res = exp["zoom"], exp["phase_space"], exp["grid"]["resolution"]
     depth = max(zoom["max_frames"], 1)
     deepest = tgrid.concentric_window((ps["x"], ps["y"]), zoom["factor"], depth - 1)

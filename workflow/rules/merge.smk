@@ -16,5 +16,6 @@ rule merge:
         training=training_params,
         window=frame_window,
         shard_size=shard_size,
+        results_version=trainability.RESULTS_VERSION,
     script:
         "../scripts/merge.py"

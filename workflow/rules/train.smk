@@ -22,5 +22,7 @@ rule train_shard:
         shard_size=shard_size,
         kernel=config.get("kernel", "auto"),
         results_version=trainability.RESULTS_VERSION,
+        # Its frame's finished grid, whose pixels are copied when they are exactly this job's.
+        grid=lambda wc: GRID.format(experiment=wc.experiment, frame=wc.frame),
     script:
         "../scripts/train_shard.py"

@@ -15,10 +15,11 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 log = logging.getLogger("find_centre")
 
-search = snakemake.params.search
+made_with = snakemake.params.made_with
+search = made_with["search"]
 torch.set_num_threads(snakemake.threads)
 device = kernels.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
-converged, kernel = training.converged_function(snakemake.params.training, device, snakemake.params.kernel)
+converged, kernel = training.converged_function(made_with["training"], device, made_with["kernel"])
 log.info(
     "descending %d levels with %d^2 pilot frames (factor %g), kernel %s on %s",
     search["depth"],
@@ -61,7 +62,11 @@ for frame in range(search["depth"]):
 
 # A centre that differs from the last one found for this experiment moves every frame.
 history = Path(snakemake.params.history)
-previous = json.loads(history.read_text().splitlines()[-1])["centre"] if history.is_file() else None
+records, bad_lines = io.read_json_lines(history)
+if bad_lines:
+    log.warning("%s: lines %s are not JSON; skipped (the history is a log only)", history, bad_lines)
+centres = [r["centre"] for r in records if isinstance(r, dict) and isinstance(r.get("centre"), list)]
+previous = centres[-1] if centres else None
 if previous is not None and previous != list(found.centre):
     log.warning(
         "the centre moved from %r: every frame of this sequence is recomputed about the new one", previous
@@ -77,7 +82,9 @@ io.write_json(
         **found.to_dict(),
         "search": search,
         "kernel": kernel,
-        "arithmetic": training.arithmetic(kernel, device, snakemake.params.training),
+        "arithmetic": training.arithmetic(kernel, device, made_with["training"]),
+        # What the centre depends on: checked against the config when the workflow starts.
+        "made_with": made_with,
         "device": kernels.describe_device(device),
         "seconds": elapsed,
         "versions": io.software_versions(),

@@ -4,7 +4,7 @@ import logging
 import os
 import sys
 
-from trainability import arithmetic, grid, io, statistics
+from trainability import arithmetic, grid, integrity, io, statistics
 from trainability import config as tconfig
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
@@ -20,8 +20,7 @@ identities = arithmetic.by_identity(snakemake.input.shards, [a.get("arithmetic")
 problem = arithmetic.mixing_problem(identities, tconfig.allow_mixed_arithmetic(snakemake.config))
 if problem:
     raise SystemExit(f"merge of {snakemake.output[0]} refused: {problem}")
-centre = io.read_json(snakemake.input.centre)["centre"] if "centre" in snakemake.input.keys() else None
-window = grid.resolve_window_spec(params.window, centre)
+window = integrity.frame_window(params.window, snakemake.input.get("centre"), snakemake.wildcards.experiment)
 (x_lo, x_hi), (y_lo, y_hi) = window
 devices = sorted(
     {a["device"]["device"] + " " + a["device"].get("gpu", a["device"]["processor"]) for a in shard_attrs}
@@ -37,6 +36,7 @@ io.write_h5(
         "shard_size": params.shard_size,
         "n_shards": len(snakemake.input.shards),
         "training": params.training,
+        "results_version": params.results_version,
         "devices": devices,
         "kernels": sorted({a.get("kernel", "unknown") for a in shard_attrs}),
         # Where each shard was computed and with which arithmetic: the shards may be removed.

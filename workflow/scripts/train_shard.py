@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from trainability import faults, grid, io, kernels, training
+from trainability import faults, grid, integrity, io, kernels, reuse, training
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -39,11 +39,9 @@ shared = training.shared_problem(settings)
 # An explicit kernel that cannot run here stops the job, naming the reason.
 kernel = training.select_kernel(shared, settings, device, params.kernel)
 log.info("kernel: %s (config: %s)", kernel, params.kernel)
-# An automatic centre comes from its file; a given window is used as it is.
-centre = io.read_json(snakemake.input.centre)["centre"] if "centre" in snakemake.input.keys() else None
-window = grid.resolve_window_spec(params.window, centre)
-x, y = grid.pixel_coordinates(window, resolution, start, stop)
-
+# An automatic centre comes from its file (checked); a given window is used as it is.
+window = integrity.frame_window(params.window, snakemake.input.get("centre"), snakemake.wildcards.experiment)
+arithmetic = training.arithmetic(kernel, device, settings)
 began = time.monotonic()
 last_report = [began]
 
@@ -57,11 +55,27 @@ def progress(done, total):
         log.info("%5.1f%%  %.3g pixel-steps/s  eta %.0f s", 100 * done / total, rate, eta)
 
 
-stats = training.train_points(
-    shared, settings, x, y, device=device, kernel=kernel, first_pixel=start, progress=progress
+stats, source = reuse.finished_pixels(
+    params.grid,
+    shard=shard,
+    start=start,
+    stop=stop,
+    training=settings,
+    window=window,
+    shard_size=params.shard_size,
+    results_version=params.results_version,
+    arithmetic=arithmetic,
 )
-elapsed = time.monotonic() - began
-log.info("trained %d pixels in %.1f s", stop - start, elapsed)
+if stats is not None:
+    log.info("copied from %s, made with exactly this job's inputs and arithmetic", params.grid)
+else:
+    log.info("training: %s", source)
+    x, y = grid.pixel_coordinates(window, resolution, start, stop)
+    stats = training.train_points(
+        shared, settings, x, y, device=device, kernel=kernel, first_pixel=start, progress=progress
+    )
+    log.info("trained %d pixels in %.1f s", stop - start, time.monotonic() - began)
+    source = {"device": kernels.describe_device(device), "arithmetic": arithmetic}
 
 io.write_h5(
     snakemake.output[0],
@@ -74,9 +88,9 @@ io.write_h5(
         "n_pixels": stop - start,
         "window": window,
         "training": settings,
-        "device": kernels.describe_device(device),
+        "device": source["device"],
         "kernel": kernel,
-        "arithmetic": training.arithmetic(kernel, device, settings),
+        "arithmetic": source["arithmetic"],
         "versions": io.software_versions(),
     },
 )

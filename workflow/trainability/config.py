@@ -342,9 +342,10 @@ def training_params(exp: dict) -> dict[str, Any]:
 
 
 def as_builtin(value):
-    """Plain Python types only: Snakemake tracks params by repr()."""
+    """Plain Python types only, dict keys sorted: Snakemake tracks params by repr(), so the
+    order of keys in a config file must not make a param look changed."""
     if isinstance(value, dict):
-        return {k: as_builtin(v) for k, v in value.items()}
+        return {k: as_builtin(value[k]) for k in sorted(value)}
     if isinstance(value, (list, tuple)):
         return [as_builtin(v) for v in value]
     if isinstance(value, np.generic):

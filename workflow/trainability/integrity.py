@@ -6,9 +6,10 @@ was damaged afterwards: truncated by a full disk or a bad copy, overwritten,
 copied from elsewhere. Snakemake only looks at existence, modification times
 and its own records, so it would take such a file as done: the merge would
 fail (and Snakemake would remove the good grid.h5), or the figures would show
-garbage. :func:`quarantine_results` checks every shard, grid.h5 and scores.h5
-before Snakemake builds its plan and renames the bad ones aside (never
-deletes), so that Snakemake sees them as missing and remakes them:
+garbage. :func:`inspect_results` checks every shard, grid.h5, scores.h5 and
+automatic centre (``centre.json``, :func:`centre_problem`) and only reads; the
+workflow then asks Snakemake to remake the bad ones, and once the run holds
+Snakemake's lock, :func:`move_aside` renames them (never deletes):
 
 * ``<name>.corrupt-<timestamp>``: not a sound HDF5 result of the expected
   shape, or someone else's file (another experiment, frame or pixel range);
@@ -28,6 +29,7 @@ SHA-256 manifest of an archive covers those.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -36,6 +38,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+from trainability import grid
 
 # The tags of files moved aside: damaged or someone else's, and made for other parameters.
 CORRUPT, STALE = "corrupt", "stale"
@@ -53,6 +57,17 @@ class Expected:
 
 
 @dataclass(frozen=True)
+class ExpectedCentre:
+    """What an automatic centre file must hold: its ``experiment``, a centre inside
+    ``region`` ([(x_lo, x_hi), (y_lo, y_hi)], where the search keeps it) and ``made_with``
+    (the settings the search ran with) equal to the config's (None: not checked)."""
+
+    experiment: str
+    region: tuple[tuple[float, float], ...]
+    made_with: Mapping | None = None
+
+
+@dataclass(frozen=True)
 class Finding:
     """A bad result file: why (``tag`` CORRUPT or STALE, ``reason``) and where it went (or would go)."""
 
@@ -60,6 +75,7 @@ class Finding:
     moved_to: Path
     tag: str
     reason: str
+    signature: tuple[int, int, int] = (0, 0, 0)  # inode, size, mtime when inspected
 
 
 def structure_problem(path: str | Path, datasets: Iterable[str], shape: tuple[int, ...]) -> str | None:
@@ -91,12 +107,12 @@ def _inspect(path: str | Path, datasets: Iterable[str], shape: tuple[int, ...]) 
                 if ds.size:
                     ds[(slice(0, 1),) * ds.ndim]
                     ds[(slice(-1, None),) * ds.ndim]
-            return None, {key: _plain(value) for key, value in h5.attrs.items()}
+            return None, {key: plain_attribute(value) for key, value in h5.attrs.items()}
     except Exception as err:  # h5py raises OSError, KeyError, RuntimeError, ValueError...
         return f"{type(err).__name__}: {err}", {}
 
 
-def _plain(value):
+def plain_attribute(value):
     """An HDF5 attribute as a Python value (JSON attributes decoded)."""
     if isinstance(value, bytes):
         value = value.decode()
@@ -176,29 +192,100 @@ def is_quarantined(name: str) -> bool:
     return re.search(rf"\.({CORRUPT}|{STALE})-[^/]*$", name) is not None
 
 
-def quarantine_results(expected: Mapping[str | Path, Expected], dry_run: bool = False) -> list[Finding]:
-    """Check each existing file against what is expected of it; rename the bad ones aside.
+def result_problem(path: str | Path, expected: Expected | ExpectedCentre) -> tuple[str, str] | None:
+    """(tag, reason) when ``path`` is not the result ``expected`` describes, else None."""
+    if isinstance(expected, ExpectedCentre):
+        return centre_file_problem(path, expected)
+    return file_problem(path, expected)
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def inspect_results(expected: Mapping[str | Path, Expected | ExpectedCentre]) -> list[Finding]:
+    """Check each existing file against what is expected of it; read only, nothing moves.
 
     Files that do not exist are skipped (not computed yet, or removed as temporary).
-    ``dry_run``: only report. Returns a Finding for every bad file, in the given order.
+    Returns a Finding for every bad file, in the given order, with the name
+    :func:`move_aside` would give it.
     """
-    findings = []
+    findings, stamp = [], time.strftime("%Y%m%dT%H%M%S")
     for path, wanted in expected.items():
         path = Path(path)
         if not path.exists():
             continue
-        problem = file_problem(path, wanted)
+        problem = result_problem(path, wanted)
         if problem is None:
             continue
         tag, reason = problem
-        target = quarantine_path(path, tag)
-        if not dry_run:
-            path.rename(target)
-        findings.append(Finding(path, target, tag, reason))
+        findings.append(Finding(path, quarantine_path(path, tag, stamp), tag, reason, _signature(path)))
     return findings
 
 
-def is_dry_run(argv: Iterable[str]) -> bool:
-    """Whether Snakemake's command line asks for a dry run (-n, --dry-run, --dryrun, or n
-    among clustered short flags such as -np): at parse time Snakemake does not say so itself."""
-    return any(arg in ("--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg) for arg in argv)
+def move_aside(findings: Iterable[Finding]) -> list[Finding]:
+    """Rename each file found bad to a free ``<name>.<tag>-<time>`` beside it; call only while
+    holding Snakemake's lock. A file changed or gone since :func:`inspect_results` looked at it
+    is left alone. Returns the findings moved, with the names they got."""
+    moved = []
+    for finding in findings:
+        if not finding.path.exists() or _signature(finding.path) != finding.signature:
+            continue
+        target = quarantine_path(finding.path, finding.tag)
+        finding.path.rename(target)
+        moved.append(Finding(finding.path, target, finding.tag, finding.reason, finding.signature))
+    return moved
+
+
+def centre_problem(data, expected: ExpectedCentre) -> tuple[str, str] | None:
+    """(tag, reason) when ``data`` (a centre file's parsed JSON) is not the automatic centre
+    ``expected`` describes, else None."""
+    if not isinstance(data, dict):
+        return CORRUPT, f"not a JSON object but {type(data).__name__}"
+    if data.get("experiment") != expected.experiment:
+        found = data.get("experiment")
+        return CORRUPT, f"it holds experiment = {found!r}, expected {expected.experiment!r} (a copy?)"
+    centre = data.get("centre")
+    if not (
+        isinstance(centre, list)
+        and len(centre) == 2
+        and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in centre)
+    ):
+        return CORRUPT, f"'centre' must be two finite numbers [x, y], got {centre!r}"
+    for value, (lo, hi), axis in zip(centre, expected.region, "xy"):
+        if not lo <= value <= hi:
+            return CORRUPT, (
+                f"its centre {axis} = {value!r} lies outside [{lo!r}, {hi!r}], the part of the "
+                "configured window where the search keeps it"
+            )
+    if expected.made_with is not None and _canonical(data.get("made_with")) != _canonical(expected.made_with):
+        difference = _first_difference(data.get("made_with"), expected.made_with, "made_with")
+        return STALE, f"found with other settings, {difference}"
+    return None
+
+
+def centre_file_problem(path: str | Path, expected: ExpectedCentre) -> tuple[str, str] | None:
+    """:func:`centre_problem` of the file at ``path`` (unreadable or not JSON: CORRUPT)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return CORRUPT, f"not a readable JSON file ({type(err).__name__}: {err})"
+    return centre_problem(data, expected)
+
+
+def frame_window(spec, centre_file: str | Path | None, experiment: str) -> list[list[float]]:
+    """A frame's window [[x_lo, x_hi], [y_lo, y_hi]] from its ``grid.window_spec``; an automatic
+    centre is read from ``centre_file`` and checked first (structure, experiment, region): a
+    bad one stops the job, naming the file, before anything is trained about it."""
+    if not isinstance(spec, dict):
+        return grid.resolve_window_spec(spec)
+    if centre_file is None:
+        raise ValueError(
+            f"experiment {experiment!r}: this frame's centre is automatic; centre.json is missing"
+        )
+    region = tuple(grid.centre_region(spec["window0"], "auto"))
+    problem = centre_file_problem(centre_file, ExpectedCentre(experiment, region))
+    if problem:
+        raise ValueError(f"{centre_file}: {problem[1]}; remove it and run again to find the centre anew")
+    return grid.resolve_window_spec(spec, json.loads(Path(centre_file).read_text())["centre"])

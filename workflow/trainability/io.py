@@ -174,3 +174,21 @@ def write_json(path: str | Path, obj) -> None:
 def read_json(path: str | Path):
     with open(path) as fh:
         return json.load(fh)
+
+
+def read_json_lines(path: str | Path) -> tuple[list, list[int]]:
+    """(records, numbers of the lines that are not JSON) of a JSON-lines log; a missing file
+    has none. A log must never stop the work it records: bad lines are reported, not raised."""
+    path = Path(path)
+    if not path.is_file():
+        return [], []
+    records, bad = [], []
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            bad.append(number)
+    return records, bad
