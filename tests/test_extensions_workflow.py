@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from trainability import config as tconfig
-from trainability import estimators, io, line_dimension, one_dimensional, training, uncertainty
+from trainability import estimators, io, line_dimension, numerics, one_dimensional, training, uncertainty
 from workflow_helpers import REPO, planned_jobs, prepare_workdir, read_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -49,8 +49,8 @@ def test_a_grid_pixel_is_the_kernel_run_at_its_hyperparameters(ext_run):
     settings = tconfig.as_builtin(tconfig.training_params(resolved(ext_run)["adam_small"]))
     data, _ = grid_stats(ext_run, "adam_small")
     pick = [(1, 2), (7, 8), (9, 0)]
-    x = np.array([10 ** data["x"][j] for _, j in pick])
-    y = np.array([10 ** data["y"][i] for i, _ in pick])
+    x = numerics.pow10(np.array([data["x"][j] for _, j in pick]))
+    y = numerics.pow10(np.array([data["y"][i] for i, _ in pick]))
     shared = training.shared_problem(settings, ext_run)
     stats = training.train_points(shared, settings, x, y, device=CPU, kernel="auto")
     for k, (i, j) in enumerate(pick):
@@ -78,7 +78,7 @@ def test_the_one_dimensional_control_is_labelled_by_divergence(ext_run):
     stats, _ = io.read_h5(ext_run / "results/liu/frame0/grid.h5", ["diverged_step", "x", "y"])
     np.testing.assert_array_equal(scores["trainable"].astype(bool), stats["diverged_step"] < 0)
     # Learning rate 10**x against amplitude 10**y at wavelength 0.1, straight from the model.
-    x, y = np.meshgrid(10 ** stats["x"], 10 ** stats["y"])
+    x, y = np.meshgrid(numerics.pow10(stats["x"]), numerics.pow10(stats["y"]))
     direct = one_dimensional.train(x.ravel(), y.ravel(), np.full(x.size, 0.1), form="additive", steps=1000)
     np.testing.assert_array_equal(direct["diverged_step"].reshape(x.shape), stats["diverged_step"])
 
@@ -86,7 +86,7 @@ def test_the_one_dimensional_control_is_labelled_by_divergence(ext_run):
 def test_the_line_dimension_is_liu_estimator_of_the_line(ext_run):
     result = json.loads((ext_run / "results/liu/line_dimension.json").read_text())
     spec = resolved(ext_run)["liu"]["line"]
-    x = 10 ** estimators.line_points(spec)
+    x = numerics.pow10(estimators.line_points(spec))
     stats = one_dimensional.train(x, np.full(x.size, 0.2), np.full(x.size, 0.1), form="additive", steps=1000)
     expected = line_dimension.fit(stats["diverged_step"] < 0)
     assert result["counts"] == list(expected.counts) and result["dimension"] == pytest.approx(

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from kernel_helpers import make_problem
+from trainability import numerics
 from trainability.kernels import c_cpu
 from trainability.problem import per_layer_learning_rates
 from trainability.scoring import convergence_measure
@@ -71,7 +72,8 @@ def libs(tmp_path_factory):
 
 
 def grid(x, y, resolution):
-    gx, gy = np.meshgrid(np.logspace(*x, resolution), np.logspace(*y, resolution))
+    # Correctly rounded powers: numpy's logspace gives other inputs on other CPUs.
+    gx, gy = np.meshgrid(numerics.logspace(*x, resolution), numerics.logspace(*y, resolution))
     return gx.ravel(), gy.ravel()
 
 

@@ -84,7 +84,7 @@ def test_box_sizes_are_porespys_with_exact_powers():
 
 # What reaches the kernels, computed in a child process: axes of the default run's windows,
 # the learning rates and optimiser values of the phase spaces, the uncertainty exponent's
-# points and partners, Liu's line, box sizes.
+# points and partners, Liu's line, box sizes, shared and per-pixel random draws.
 INPUTS = """
 import hashlib
 import numpy as np
@@ -110,6 +110,14 @@ points = uncertainty.sample(window, 2000, eps, 7).all_points()
 parts += [eps, estimators.numerics.pow10(points[:, 0]), estimators.numerics.pow10(points[:, 1])]
 parts.append(estimators.numerics.pow10(estimators.line_points({"x": [0.1, 1.3], "points_log2": 12})))
 parts += [dimension.box_sizes((r, r)).astype(float) for r in (16, 64, 96, 100, 1000, 4096)]
+# Per-pixel draws (numpy's generators: integer arithmetic, and the ziggurat's libm calls)
+from trainability import problem, randomness
+model, data = {"width": 8, "depth": 2, "nonlinearity": "tanh"}, {"size": 16, "seed": 0, "target_dim": 1}
+training = {"steps": 20, "batch": 4, "dtype": "float64"}
+shared = problem.build_problem(model, data, training, ".")
+drawn = randomness.pixel_problem(shared, model, {**data, "per_pixel": ["weights", "data", "minibatch"]},
+                                 training, np.arange(3000))
+parts += [*drawn.weights, drawn.X, drawn.Y, drawn.minibatch_indices, *shared.weights, shared.X]
 digest = hashlib.sha256(b"".join(np.ascontiguousarray(p, dtype=np.float64).tobytes() for p in parts))
 power = hashlib.sha256((10.0 ** parts[0]).tobytes())
 print(json.dumps({"inputs": digest.hexdigest(), "power": power.hexdigest()}))
