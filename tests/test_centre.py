@@ -105,9 +105,13 @@ def test_a_window_without_boundary_names_the_frame():
     def everything_converges(x, y):
         return np.ones_like(x, dtype=bool)
 
-    with pytest.raises(centre.NoBoundary, match=r"frame 0: .*every pilot pixel converged") as err:
+    with pytest.raises(centre.NoBoundary, match=r"level 0 of 0\.\.4 .*every pilot pixel converged") as err:
         centre.find_centre(everything_converges, WINDOW, 2.0, 5)
     assert err.value.frame == 0
+    message = str(err.value)
+    assert "np.float64" not in message and "(x [-3.0, " in message, message
+    # the search's levels go deeper than a short sequence: the message says whose level it is
+    assert message.startswith("centre search, level 0 of 0..4") and "whatever zoom.frames says" in message
 
 
 def test_a_boundary_that_leaves_the_central_region_names_the_frame():
@@ -115,7 +119,7 @@ def test_a_boundary_that_leaves_the_central_region_names_the_frame():
     def converged(x, y):
         return x < -2.9
 
-    with pytest.raises(centre.NoBoundary, match=r"frame 0: .*only near its edges"):
+    with pytest.raises(centre.NoBoundary, match=r"level 0 of 0\.\.4 .*only near its edges"):
         centre.find_centre(converged, WINDOW, 2.0, 5)
 
 

@@ -241,6 +241,13 @@ def test_an_automatic_centre_bounds_the_depth_by_the_central_half():
         ({"frames": "deep"}, "zoom.frames", "max"),
         ({"frames": 2, "centre": "middle"}, "zoom.centre", "auto"),
         ({"frames": 2, "centre": "auto", "pilot_resolution": 2}, "zoom.pilot_resolution", "minimum"),
+        # silently clamped to the resolution, or silently ignored without an automatic centre
+        (
+            {"frames": 2, "centre": "auto", "pilot_resolution": 16},
+            "zoom.pilot_resolution",
+            "allowed: up to 8",
+        ),
+        ({"frames": 2, "pilot_resolution": 8}, "zoom.pilot_resolution", "or zoom.centre: auto"),
     ],
 )
 def test_bad_zoom_settings_are_named(zoom, field, allowed):

@@ -2,11 +2,14 @@
 estimators. Every bad input is one error naming the field and what is allowed, before any job."""
 
 import copy
+import math
 
+import numpy as np
 import pytest
 import yaml
 
 from test_config import DELETE, GOOD, problems_of, with_change
+from trainability import uncertainty
 from trainability.config import validate_config
 from workflow_helpers import REPO, TINY_CONFIG, prepare_workdir, snakemake
 
@@ -253,3 +256,25 @@ def test_the_workflow_refuses_a_bad_optimizer_before_any_job(tmp_path):
     assert "experiments.tanh_small.training.eps: 0.0 is outside the allowed range; allowed: eps > 0" in output
     assert "experiments.tanh_small.data.per_pixel: 'minibatch' but training.batch is 'full'" in output
     assert not (workdir / "results").exists()
+
+
+def fits_at_best(n_points):
+    """Whether any labels of n_points points give the uncertainty fit a dimension: the best
+    case changes the same k points at two epsilons, for every k."""
+    eps, base = np.array([0.1, 0.01]), np.zeros(n_points, dtype=bool)
+    for k in range(1, n_points + 1):
+        perturbed = np.zeros((2, n_points), dtype=bool)
+        perturbed[:, :k] = True
+        if math.isfinite(uncertainty.fit(eps, base, perturbed, bootstrap=0).dimension):
+            return True
+    return False
+
+
+def test_too_few_uncertainty_points_to_ever_fit_are_refused():
+    """points 16..19 passed the schema but could never give a fit."""
+    fewest = next(n for n in range(1, 200) if fits_at_best(n))
+    assert not any(fits_at_best(n) for n in range(1, fewest))
+    message = problems_of(with_change("uncertainty", {"points": fewest - 1}))
+    assert message.startswith(f"experiments.exp.uncertainty.points: {fewest - 1} points can never give a fit")
+    assert f"allowed: {fewest} or more" in message
+    assert resolved(with_change("uncertainty", {"points": fewest}))["uncertainty"]["points"] == fewest

@@ -7,6 +7,7 @@ import pytest
 
 from test_config import GOOD, problems_of, with_change
 from trainability.config import LIMITS, validate_config
+from trainability.grid import MAX_FRAMES
 
 
 @pytest.mark.parametrize(
@@ -66,3 +67,65 @@ def test_bad_limits_are_named(limits, expected):
     config["limits"] = limits
     message = problems_of(config)
     assert expected in message, message
+
+
+@pytest.mark.parametrize("resolution", [20_000_000, 10**11])
+def test_a_grid_far_beyond_the_caps_answers_at_once(resolution):
+    """2e7 took 32 s (the depth of the sequence, R values per axis per frame); 1e11 ended in a
+    MemoryError: the caps come before anything that grows with the resolution."""
+    config = with_change("grid", {"resolution": resolution, "shard_size": 1024})
+    began = time.monotonic()
+    message = problems_of(config)
+    assert time.monotonic() - began < 5
+    assert f"experiments.exp.grid.resolution: {resolution}^2 = {resolution**2} pixels" in message
+    assert "allowed: a resolution up to 262144" in message
+
+
+def test_the_largest_grid_within_the_caps_validates_in_seconds():
+    """262144 = sqrt(4096 shards x 4096^2 pixels) took 51 s to count its frames."""
+    config = with_change("grid", {"resolution": 262144, "shard_size": 4096 * 4096})
+    config = with_change("phase_space.x", [-3.0, 6.0], with_change("phase_space.y", [-3.0, 6.0], config))
+    began = time.monotonic()
+    validate_config(with_change("zoom", {"frames": "max", "factor": 2}, config))
+    assert time.monotonic() - began < 20
+
+
+def test_frames_max_with_a_factor_near_one_is_refused_naming_a_factor_that_works():
+    """factor 1.0000001 with frames: max silently planned 2000 frames (8.7e-5 decades)."""
+    message = problems_of(with_change("zoom", {"frames": "max", "factor": 1.0000001}))
+    assert message.startswith("experiments.exp.zoom.factor: 1.0000001 is too close to 1"), message
+    assert f"a sequence has at most {MAX_FRAMES} frames" in message
+    smallest = float(message.split("allowed: a factor of at least ")[1].split(",")[0])
+    assert f"or frames: 1..{MAX_FRAMES}" in message
+    # the factor it names reaches the float64 limit within the cap, and a bit less does not
+    deepest = validate_config(with_change("zoom", {"frames": "max", "factor": smallest}))["exp"]["zoom"]
+    assert 1 < deepest["frames"] <= MAX_FRAMES
+    assert "too close to 1" in problems_of(with_change("zoom", {"frames": "max", "factor": smallest - 0.003}))
+
+
+def test_an_automatic_centre_with_a_factor_near_one_is_refused_whatever_frames_says():
+    """The search descends to the float64 limit: 2000 levels at 1.0000001, even for 10 frames."""
+    message = problems_of(with_change("zoom", {"frames": 10, "factor": 1.0000001, "centre": "auto"}))
+    assert "experiments.exp.zoom.factor: 1.0000001 is too close to 1" in message
+    assert "the automatic centre's search descends to it" in message and "or frames:" not in message
+
+
+def test_frames_beyond_the_cap_are_refused_and_a_given_centre_may_zoom_slowly():
+    """With a factor near 1 the float64 limit lies beyond the cap: the cap is what a number of
+    frames meets (without it, 2000 frames of 8.7e-5 decades were planned)."""
+    zoom = {"frames": MAX_FRAMES + 44, "factor": 1.01, "centre": [0.0, 0.0]}
+    message = problems_of(with_change("zoom", zoom))
+    assert message == (
+        f"experiments.exp.zoom.frames: {MAX_FRAMES + 44} frames are more than a sequence may have "
+        f"(trainability.grid.MAX_FRAMES = {MAX_FRAMES}); allowed: 1..{MAX_FRAMES}"
+    )
+    slow = validate_config(with_change("zoom", {"frames": 10, "factor": 1.0000001}))["exp"]["zoom"]
+    assert slow["frames"] == 10
+    # Where the dtype runs out first, its limit is what a number of frames meets.
+    assert "frames are too many" in problems_of(with_change("zoom", {"frames": MAX_FRAMES + 44, "factor": 2}))
+
+
+def test_an_infinite_factor_is_named_without_nan():
+    message = problems_of(with_change("zoom", {"frames": 4, "factor": float("inf")}))
+    assert "experiments.exp.zoom.factor: inf is not a finite number; allowed: a finite number > 1" in message
+    assert "nan" not in message

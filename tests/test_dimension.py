@@ -16,6 +16,7 @@ from trainability.dimension import (
     box_sizes,
     edge_map,
     fractal_dimension,
+    smallest_measurable_resolution,
 )
 
 KOCH_DIMENSION = math.log(4) / math.log(3)  # 1.2619
@@ -226,6 +227,47 @@ def test_estimate_accepts_single_map_and_handles_no_edges():
     assert len(single.box_counts) == 1
     empty = fractal_dimension([np.zeros((64, 64), dtype=bool)])
     assert math.isnan(empty.median) and empty.n_slopes == 0
+
+
+def line_frame(resolution: int) -> np.ndarray:
+    """A frame of ``resolution`` pixels per side split by a slanted line through its middle."""
+    y, x = np.mgrid[0:resolution, 0:resolution]
+    return y - 0.37 * x - 0.3 * resolution - 0.5
+
+
+def test_a_frame_too_small_for_two_box_sizes_has_no_dimension_and_says_why():
+    """At resolution 4 every box size (3..10) covers the whole 3x3 edge map: one box at every
+    size, so every slope was 0 and the table said 0.00, spread -0.00 to -0.00."""
+    edges = edge_map(line_frame(4))
+    counts = box_count(edges)
+    assert edges.any() and (counts.sizes >= 3).all() and set(counts.counts) == {1}
+    estimate = fractal_dimension([edges])
+    assert math.isnan(estimate.median) and estimate.n_slopes == 0
+    assert estimate.reason.startswith(f"resolution 4 < {smallest_measurable_resolution()}, ")
+    data = json.loads(json.dumps(estimate.to_dict(), allow_nan=False))
+    assert data["median"] is None and data["reason"] == estimate.reason
+    assert DimensionEstimate.from_dict(data).reason == estimate.reason
+
+
+def test_box_counting_measures_from_the_smallest_measurable_resolution_on():
+    """Below it a frame's edge map leaves fewer than 2 box sizes that fit (at most its side);
+    from it on, every frame with a boundary gets slopes."""
+    smallest = smallest_measurable_resolution()
+    for resolution in range(2, smallest + 30):
+        edges = edge_map(line_frame(resolution))
+        sizes_that_fit = np.count_nonzero(box_count(edges).sizes <= resolution - 1)
+        estimate = fractal_dimension([edges])
+        if resolution >= smallest:
+            assert sizes_that_fit >= 2 and estimate.n_slopes > 0 and estimate.reason is None, resolution
+        elif sizes_that_fit < 2:
+            assert estimate.n_slopes == 0 and estimate.reason.startswith(f"resolution {resolution} <")
+    below = fractal_dimension([edge_map(line_frame(smallest - 1))])
+    assert below.n_slopes == 0
+
+
+def test_a_frame_without_boundary_says_so():
+    estimate = fractal_dimension([np.zeros((64, 64), dtype=bool)])
+    assert math.isnan(estimate.median) and estimate.reason.startswith("no boundary")
 
 
 def test_to_dict_is_json_and_round_trips():

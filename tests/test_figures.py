@@ -318,6 +318,15 @@ def test_dimension_table_contents():
     assert "lm\\|mix" in lines[3] and "—" in lines[3]
 
 
+def test_a_dimension_that_cannot_be_measured_says_why_in_the_table():
+    """Resolution 4 used to show 0.00 with a spread of -0.00 to -0.00."""
+    reason = "resolution 4 < 12, the smallest at which box counting has 2 box sizes"
+    row = dict(TABLE_ROWS[0], dimension=None, q25=None, q75=None, dimension_reason=reason)
+    csv_text, md_text = dimension_table([row])
+    assert f"| tanh_full | tanh full batch | n/a ({reason}) |  |" in md_text
+    assert next(csv.DictReader(io.StringIO(csv_text)))["ours"] == ""
+
+
 def test_write_dimension_table(tmp_path):
     write_dimension_table(TABLE_ROWS, tmp_path / "t.csv", tmp_path / "t.md")
     assert (tmp_path / "t.csv").read_text().startswith("experiment,condition,ours")

@@ -12,7 +12,38 @@ from trainability.statistics import STAT_FIELDS
 
 # Unset $TRAINABILITY_SLURM_* variables of the profile: stop, naming them.
 if _unset := _cluster.unset_variables(getattr(workflow, "resource_settings", None)):
-    raise WorkflowError(_cluster.unset_variables_message(_unset))
+    stop_workflow(_cluster.unset_variables_message(_unset))
+
+# TRAINABILITY_DEVICE, when set, must name a device: every training job resolves it. The
+# string is checked here, in the process the user started; whether a CUDA device is
+# visible only once Snakemake knows where the jobs run (below): a cluster's jobs train
+# on its GPU nodes, not here. torch is imported only for a value other than auto or cpu.
+_DEVICE = os.environ.get("TRAINABILITY_DEVICE", "auto")
+if workflow.is_main_process and _DEVICE not in ("auto", "cpu"):
+    from trainability import kernels as _kernels
+
+    if _device_problem := _kernels.device_problem(_DEVICE, "TRAINABILITY_DEVICE", here=False):
+        stop_workflow(_device_problem)
+
+
+# Checks that need what Snakemake knows only once it plans (the DAG settings, the executor):
+# run, in this order, just before it plans. Snakemake has no hook there, so its planning
+# step is wrapped; commands that make no plan (--lint, --list-rules) run none of them.
+BEFORE_PLANNING = []
+
+
+def _device_visible():
+    """TRAINABILITY_DEVICE's CUDA device must be visible when this run's jobs train on this
+    machine (an error), or may be (a warning for a dry run: its jobs may be for a cluster)."""
+    if workflow.executor_plugin is not None and not workflow.touch and workflow.local_exec:
+        if problem := _kernels.device_problem(_DEVICE, "TRAINABILITY_DEVICE"):
+            if not workflow.dryrun:
+                stop_workflow(f"{problem} (this run's jobs train on this machine)")
+            _logger.warning(f"{problem}. A run whose jobs train on this machine stops here.")
+
+
+if workflow.is_main_process and _DEVICE not in ("auto", "cpu"):
+    BEFORE_PLANNING.append(_device_visible)
 
 # A kernel named in the config (not `auto`) that cannot run an experiment on a
 # device its jobs may use is a config error, before any job: on the device of
@@ -21,10 +52,9 @@ if _unset := _cluster.unset_variables(getattr(workflow, "resource_settings", Non
 if workflow.is_main_process and config.get("kernel", "auto") != "auto":
     from trainability import kernels as _kernels
 
-    _device = os.environ.get("TRAINABILITY_DEVICE", "auto")
-    _types = ["cpu", "cuda"] if _device == "auto" else [_kernels.resolve_device(_device).type]
+    _types = ["cpu", "cuda"] if _DEVICE == "auto" else [_kernels.resolve_device(_DEVICE).type]
     if _kernel_problems := _kernels.config_problems(EXPERIMENTS, config["kernel"], _types, Path.cwd()):
-        raise WorkflowError(tconfig.ConfigError(_kernel_problems).args[0])
+        stop_workflow(str(tconfig.ConfigError(_kernel_problems)))
 
 # TRAINABILITY_TRITON_* tuning variables that are set must be valid (they choose the
 # GPU kernel's variant in every training job). torch is imported only when one is set.
@@ -32,7 +62,7 @@ if workflow.is_main_process and any(k.startswith("TRAINABILITY_TRITON_") for k i
     from trainability.kernels import triton_gpu as _triton_gpu
 
     if _knob_problems := _triton_gpu.knob_problems():
-        raise WorkflowError("; ".join(_knob_problems))
+        stop_workflow("; ".join(_knob_problems))
 
 # The main process polls SLURM: make it see scancel'ed jobs as failed.
 if workflow.is_main_process:
@@ -93,9 +123,11 @@ def _targeted_experiments(targets):
 _TO_MOVE = []
 
 
-def _plan_repairs(settings):
+def _plan_repairs():
     """Inspect the results (read only), report each bad one, and force the remake of those
-    this run may touch (``settings``: Snakemake's DAG settings of this command)."""
+    this run may touch: Snakemake hands a command its DAG settings only after it has read
+    the Snakefile, so this waits for the planning step."""
+    settings = workflow.dag_settings
     targeted = _targeted_experiments({str(t) for t in settings.targets})
     findings = _integrity.inspect_results(_expected_results())
     for f in findings:
@@ -116,19 +148,18 @@ def _plan_repairs(settings):
     settings.forcerun = set(settings.forcerun) | {str(f.path) for f in _TO_MOVE}
 
 
-def _repairs_before(prepare_dag):
-    """Snakemake's planning step, preceded by ``_plan_repairs``: Snakemake hands a command its
-    DAG settings only after it has read the Snakefile, so the check waits for that step."""
-
+def _before_planning(prepare_dag):
     def prepare(*args, **kwargs):
-        _plan_repairs(workflow.dag_settings)
+        for check in BEFORE_PLANNING:
+            check()
         return prepare_dag(*args, **kwargs)
 
     return prepare
 
 
 if workflow.is_main_process:
-    workflow._prepare_dag = _repairs_before(workflow._prepare_dag)
+    BEFORE_PLANNING.append(_plan_repairs)
+    workflow._prepare_dag = _before_planning(workflow._prepare_dag)
 
 
 onstart:

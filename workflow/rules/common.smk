@@ -2,6 +2,8 @@ import os
 import sys
 from pathlib import Path
 
+from snakemake.logging import logger as _logger
+
 # The package normally comes from `pip install -e .`; this keeps a plain
 # checkout importable too.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
@@ -9,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 import trainability
 from trainability import archive as tarchive
 from trainability import config as tconfig
+from trainability import experiment_checks as texperiment_checks
 from trainability import grid as tgrid
 from trainability import scoring as tscoring
 
@@ -25,6 +28,13 @@ localrules:
     dimension_table,
 
 
+def stop_workflow(message):
+    """End Snakemake before any job with ``message`` alone and exit status 1: a WorkflowError
+    raised in a rules file is printed under that file's name and line, with a traceback line."""
+    _logger.error(message)
+    raise SystemExit(1)
+
+
 # Validate everything before any job is scheduled; errors name experiment and field.
 # Layering (base files, all_experiments; --config keeps the last word) replaces the
 # config in place: rules' scripts and the report read this very dict.
@@ -35,7 +45,10 @@ try:
     config.update(_layered)
     EXPERIMENTS = tconfig.validate_config(config, workdir=Path.cwd())
 except tconfig.ConfigError as err:
-    raise WorkflowError(str(err)) from None
+    stop_workflow(str(err))
+if workflow.is_main_process:
+    for _warning in texperiment_checks.validation_warnings(EXPERIMENTS):
+        _logger.warning(_warning)
 
 SUMMARY = tconfig.summary_experiments(config)
 

@@ -33,6 +33,8 @@ if len(edges) > 1:
         logging.warning(message)
 
 estimate = dimension.fractal_dimension(edges)
+if estimate.reason:
+    logging.warning("experiment %s: no dimension: %s", snakemake.wildcards.experiment, estimate.reason)
 io.write_json(
     snakemake.output[0],
     {

@@ -31,6 +31,7 @@ for panel, dim_path in zip(snakemake.params.panels, snakemake.input.dimensions):
             dimension=dim["median"],
             q25=dim["q25"],
             q75=dim["q75"],
+            dimension_reason=dim.get("reason"),
             uncertainty=ue.get("dimension"),
             uncertainty_low=interval[0],
             uncertainty_high=interval[1],

@@ -227,6 +227,15 @@ def _what_it_holds(signs: np.ndarray) -> str:
     return "the boundary lies only near its edges"
 
 
+def _level(frame: int, depth: int) -> str:
+    """Where the search stopped: a level of its own descent, which goes deeper than a short sequence."""
+    return (
+        f"centre search, level {frame} of 0..{depth - 1} (a pilot frame over frame {frame}'s window; the "
+        f"search descends to the deepest frame the dtype resolves, whatever zoom.frames says, so that "
+        f"adding frames never moves the centre)"
+    )
+
+
 def find_centre(
     converged: Converged,
     window0,
@@ -265,10 +274,10 @@ def find_centre(
         if count == 0:
             raise NoBoundary(
                 frame,
-                f"frame {frame}: no boundary within the central region of the {pilot}x{pilot} pilot frame "
-                f"about {centre.tolist()} (x {[xs[0], xs[-1]]}, y {[ys[0], ys[-1]]}): "
-                f"{_what_it_holds(signs)}; "
-                f"choose a window whose central half holds the boundary, or a larger pilot_resolution",
+                f"{_level(frame, depth)}: no boundary within the central region of the {pilot}x{pilot} pilot "
+                f"frame about {centre.tolist()} (x {[float(xs[0]), float(xs[-1])]}, y "
+                f"{[float(ys[0]), float(ys[-1])]}): {_what_it_holds(signs)}; choose a window whose central "
+                f"half holds the boundary, or a larger pilot_resolution",
             )
         # Offsets are whole pilot pixels, so the next centre stays on this pilot's lattice.
         centre = centre + np.array([dc * (xs[1] - xs[0]), dr * (ys[1] - ys[0])])
@@ -276,7 +285,7 @@ def find_centre(
     if pair is None:
         raise NoBoundary(
             depth - 1,
-            f"frame {depth - 1}: the deepest pilot frame about {centre.tolist()} holds no boundary "
+            f"{_level(depth - 1, depth)}: the deepest pilot frame about {centre.tolist()} holds no boundary "
             f"({_what_it_holds(signs)}); try a larger pilot_resolution",
         )
     if tolerance is None:

@@ -22,8 +22,8 @@ import jsonschema
 import numpy as np
 import yaml
 
-from trainability import optimizers, problem
-from trainability.experiment_checks import deepest_frames, semantic_problems
+from trainability import grid, optimizers, problem
+from trainability.experiment_checks import deepest_frames, semantic_problems, shard_limit_problems
 from trainability.phase_space import axis_field
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -174,10 +174,14 @@ def _base_paths(value, where: str) -> list[str]:
 
 def _read_base(path: str, resolved: Path, where: str) -> dict:
     try:
-        base = yaml.safe_load(resolved.read_text())
+        base = yaml.safe_load(resolved.read_text(encoding="utf-8"))
     except OSError as err:
         reason = err.strerror or err
         raise ConfigError([f"base{where}: cannot read {path} ({resolved}): {reason}"]) from None
+    except UnicodeDecodeError as err:
+        byte = f"byte {err.object[err.start]:#04x} at offset {err.start}"
+        reason = f"{path} ({resolved}) is not UTF-8 text ({byte}); allowed: a YAML config file in UTF-8"
+        raise ConfigError([f"base{where}: {reason}"]) from None
     except yaml.YAMLError as err:
         raise ConfigError([f"base{where}: {path} is not valid YAML: {err}"]) from None
     if base is None:
@@ -243,12 +247,12 @@ def resolve_experiment(name: str, experiment: dict) -> dict:
         zoom["centre"] = [sum(exp["phase_space"]["x"]) / 2, sum(exp["phase_space"]["y"]) / 2]
     zoom["factor"] = float(zoom["factor"])
     if zoom["centre"] == "auto":
-        zoom["pilot_resolution"] = min(
-            zoom.get("pilot_resolution", PILOT_RESOLUTION), exp["grid"]["resolution"]
-        )
-    # As deep as the dtype resolves at this resolution; computed before any job.
+        # The default is capped at the frame resolution; a given value above it is refused.
+        zoom.setdefault("pilot_resolution", min(PILOT_RESOLUTION, exp["grid"]["resolution"]))
+    # As deep as the dtype resolves (counted up to grid.MAX_FRAMES + 1), before any job;
+    # frames: max deeper than MAX_FRAMES stays "max", which validation refuses.
     zoom["max_frames"] = deepest_frames(exp)
-    if zoom["frames"] == "max":
+    if zoom["frames"] == "max" and zoom["max_frames"] <= grid.MAX_FRAMES:
         zoom["frames"] = max(zoom["max_frames"], 1)
     _resolve_extensions(exp)
     data = exp["data"]
@@ -291,12 +295,16 @@ def validate_config(config: dict, workdir: str | Path = ".") -> dict[str, dict]:
         raise ConfigError(problems)
     resolved = {}
     for name, exp in config["experiments"].items():
+        # The caps first: resolving loops over the frames, with R values per axis in each.
+        if capped := shard_limit_problems(f"experiments.{name}", exp["grid"], limits(config)):
+            problems += capped
+            continue
         try:
             resolved[name] = resolve_experiment(name, exp)
         except ValueError as err:
             problems.append(f"experiments.{name}: {err}")
             continue
-        problems += semantic_problems(name, resolved[name], workdir, limits(config))
+        problems += semantic_problems(name, resolved[name], workdir)
     summary_name = config.get("summary", {}).get("name", "summary")
     if summary_name in config["experiments"]:
         problems.append(

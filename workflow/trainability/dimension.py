@@ -7,7 +7,9 @@ its defaults (without depending on porespy): box sizes
 from (0, 0), partial tiles at the right and bottom edges included; a tile
 counts when it holds both edge and non-edge pixels; local slope
 ``-gradient(log count, log size)``. The dimension is the median of all local
-slopes over all frames of a zoom sequence.
+slopes over all frames of a zoom sequence. A frame too small for two of those
+box sizes (``measurable``: below ``smallest_measurable_resolution``) has no
+slopes, and a sequence without any gets NaN with the ``reason``.
 """
 
 from __future__ import annotations
@@ -85,6 +87,21 @@ def _local_slopes(sizes: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(slopes), slopes, np.nan)
 
 
+def measurable(shape: tuple[int, ...], bins: int | Sequence[int] = 10) -> bool:
+    """Whether box counting measures a slope on an image of ``shape``: at least 2 of its box
+    sizes fit in the image (at most its smaller side; a larger box is the whole image again,
+    and its count repeats the count of the whole image, which makes a slope of 0)."""
+    return int(np.count_nonzero(box_sizes(shape, bins) <= min(shape))) >= 2
+
+
+def smallest_measurable_resolution(bins: int | Sequence[int] = 10) -> int:
+    """The frame resolution R from which on every frame's (R-1) x (R-1) edge map is
+    ``measurable`` (porespy's sizes: 12). From an edge map of 12 pixels on, the default
+    sizes run from 10 to about its side, so scanning up to 64 settles it."""
+    unmeasurable = [r for r in range(2, 65) if not measurable((r - 1, r - 1), bins)]
+    return max(unmeasurable) + 1 if unmeasurable else 2
+
+
 def box_count(image: np.ndarray, bins: int | Sequence[int] = 10) -> BoxCount:
     """Tiled box counting of a 2-D boolean image, as ``porespy.metrics.boxcount``.
 
@@ -127,13 +144,15 @@ def _json_float(x: float) -> float | None:
 
 @dataclass
 class DimensionEstimate:
-    """Median of all finite local box-counting slopes, with their spread."""
+    """Median of all finite local box-counting slopes, with their spread; ``reason``: why
+    there is none (NaN), else None."""
 
     median: float
     q25: float
     q75: float
     n_slopes: int
     box_counts: list[BoxCount] = field(default_factory=list)
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form; NaN becomes None."""
@@ -142,6 +161,7 @@ class DimensionEstimate:
             "q25": _json_float(self.q25),
             "q75": _json_float(self.q75),
             "n_slopes": int(self.n_slopes),
+            "reason": self.reason,
             "box_counts": [bc.to_dict() for bc in self.box_counts],
         }
 
@@ -156,6 +176,7 @@ class DimensionEstimate:
             q75=num(data["q75"]),
             n_slopes=int(data["n_slopes"]),
             box_counts=[BoxCount.from_dict(b) for b in data.get("box_counts", [])],
+            reason=data.get("reason"),
         )
 
 
@@ -166,17 +187,33 @@ def fractal_dimension(
 
     ``edge_maps``: a list of 2-D boolean edge maps (or one 2-D map, or a 3-D
     stack of frames). Returns the median and quartiles of every finite local
-    slope of every frame; slopes where a count is 0 are left out.
+    slope of every frame; slopes where a count is 0 are left out, and so are all
+    of a frame that is not ``measurable``.
     """
     if isinstance(edge_maps, np.ndarray) and edge_maps.ndim == 2:
         edge_maps = [edge_maps]
-    counts = [box_count(frame, bins) for frame in edge_maps]
+    counts = []
+    for frame in edge_maps:
+        bc = box_count(frame, bins)
+        if not measurable(np.shape(frame), bins):
+            bc.slopes = np.full(bc.slopes.shape, np.nan)
+        counts.append(bc)
     slopes = np.concatenate([bc.slopes for bc in counts]) if counts else np.empty(0)
     slopes = slopes[np.isfinite(slopes)]
     if slopes.size == 0:
-        return DimensionEstimate(np.nan, np.nan, np.nan, 0, counts)
+        return DimensionEstimate(np.nan, np.nan, np.nan, 0, counts, _why_no_slopes(edge_maps, bins))
     q25, median, q75 = np.percentile(slopes, [25, 50, 75])
     return DimensionEstimate(float(median), float(q25), float(q75), int(slopes.size), counts)
+
+
+def _why_no_slopes(edge_maps, bins) -> str:
+    if len(edge_maps) and not any(measurable(np.shape(frame), bins) for frame in edge_maps):
+        resolution = min(np.shape(edge_maps[0])) + 1  # an edge map is one pixel smaller than its frame
+        return (
+            f"resolution {resolution} < {smallest_measurable_resolution(bins)}, the smallest at which "
+            f"box counting has 2 box sizes"
+        )
+    return "no boundary: no box at 2 or more sizes holds both edge and non-edge pixels"
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainability import grid, problem
+from trainability import dimension, grid, problem
 from trainability.model_checks import extension_problems
 
 
@@ -80,19 +80,78 @@ def shard_limit_problems(where: str, grid_config: dict, limits: dict) -> list[st
     return []
 
 
-def semantic_problems(name: str, exp: dict, workdir: Path, limits: dict) -> list[str]:
-    """Checks the schema cannot express; exp is resolved, ``limits`` as config.limits gives."""
+def zoom_problems(where: str, exp: dict) -> list[str]:
+    """A zoom sequence's centre, factor, frames and pilot frames (exp resolved)."""
+    ps, zoom = exp["phase_space"], exp["zoom"]
+    res, dtype = exp["grid"]["resolution"], exp["training"]["dtype"]
+    problems = []
+    if zoom["centre"] != "auto":
+        for axis, c in zip(("x", "y"), zoom["centre"]):
+            lo, hi = ps[axis]
+            if not lo <= c <= hi:
+                problems.append(
+                    f"{where}.zoom.centre: {axis} = {c} lies outside the window {[lo, hi]} of "
+                    f"phase_space.{axis}; allowed: a point inside the window, or auto"
+                )
+    if "pilot_resolution" in zoom and zoom["centre"] != "auto":
+        problems.append(
+            f"{where}.zoom.pilot_resolution: given, but only the automatic centre's search uses pilot "
+            f"frames (zoom.centre is not auto); allowed: leave it out, or zoom.centre: auto"
+        )
+    elif zoom.get("pilot_resolution", 0) > res:
+        problems.append(
+            f"{where}.zoom.pilot_resolution: {zoom['pilot_resolution']} is more than the frames' "
+            f"{res} pixels per side (grid.resolution); allowed: up to {res}"
+        )
+    factor = zoom["factor"]
+    if not math.isfinite(factor):
+        return problems + [
+            f"{where}.zoom.factor: {factor} is not a finite number; allowed: a finite number > 1"
+        ]
+    deepest, frames = zoom["max_frames"], zoom["frames"]
+    if deepest > grid.MAX_FRAMES and (frames == "max" or zoom["centre"] == "auto"):
+        why = []
+        if frames == "max":
+            why.append("frames: max asks for every frame down to it")
+        if zoom["centre"] == "auto":
+            why.append("the automatic centre's search descends to it whatever frames says")
+        smallest = grid.smallest_factor((ps["x"], ps["y"]), zoom["centre"], res, dtype)
+        return problems + [
+            f"{where}.zoom.factor: {factor!r} is too close to 1: the {dtype} limit at {res} pixels lies more "
+            f"than {grid.MAX_FRAMES} frames deep and {' and '.join(why)}, but a sequence "
+            f"has at most {grid.MAX_FRAMES} frames (trainability.grid.MAX_FRAMES); allowed: a factor of "
+            f"at least {smallest:g}"
+            + ("" if zoom["centre"] == "auto" else f", or frames: 1..{grid.MAX_FRAMES}")
+        ]
+    if frames > grid.MAX_FRAMES and deepest > grid.MAX_FRAMES:
+        return problems + [
+            f"{where}.zoom.frames: {frames} frames are more than a sequence may have "
+            f"(trainability.grid.MAX_FRAMES = {grid.MAX_FRAMES}); allowed: 1..{grid.MAX_FRAMES}"
+        ]
+    if not problems and frames > max(deepest, 1):
+        decades = grid.depth_decades(factor, deepest - 1)
+        problems.append(
+            f"{where}.zoom.frames: {frames} frames are too many: at {res} pixels in {dtype}, "
+            f"neighbouring pixels of deeper frames get equal hyperparameters (too narrow); the deepest "
+            f"sequence from this window and factor {factor:g} has {deepest} frames "
+            f"({decades:.1f} decades); allowed: 1..{deepest} or max"
+            + ("" if dtype == "float64" else " (float64 resolves deeper)")
+        )
+    return problems
+
+
+def semantic_problems(name: str, exp: dict, workdir: Path) -> list[str]:
+    """Checks the schema cannot express; exp is resolved, its grid within the caps
+    (``shard_limit_problems``, checked first: resolving loops over the frames)."""
     where = f"experiments.{name}"
-    problems = shard_limit_problems(where, exp["grid"], limits)
     ps = exp["phase_space"]
-    problems += bounds_problems(where, exp)
+    problems = bounds_problems(where, exp)
     if problems:
         return problems
 
     # Frame 0 must resolve neighbouring pixels, and so must every frame of a sequence.
     res = exp["grid"]["resolution"]
     dtype = exp["training"]["dtype"]
-    zoom = exp["zoom"]
     for axis in ("x", "y"):
         lo, hi = ps[axis]
         if not grid.axis_resolves_pixels(lo, hi, res, dtype):
@@ -104,25 +163,7 @@ def semantic_problems(name: str, exp: dict, workdir: Path, limits: dict) -> list
             )
     if problems:
         return problems
-    if zoom["centre"] != "auto":
-        for axis, c in zip(("x", "y"), zoom["centre"]):
-            lo, hi = ps[axis]
-            if not lo <= c <= hi:
-                problems.append(
-                    f"{where}.zoom.centre: {axis} = {c} lies outside the window {[lo, hi]} of "
-                    f"phase_space.{axis}; allowed: a point inside the window, or auto"
-                )
-    if not problems and zoom["frames"] > max(zoom["max_frames"], 1):
-        deepest = zoom["max_frames"]
-        decades = grid.depth_decades(zoom["factor"], deepest - 1)
-        problems.append(
-            f"{where}.zoom.frames: {zoom['frames']} frames are too many: at {res} pixels in {dtype}, "
-            f"neighbouring pixels of deeper frames get equal hyperparameters (too narrow); the deepest "
-            f"sequence from this window and factor {zoom['factor']:g} has {deepest} frames "
-            f"({decades:.1f} decades); allowed: 1..{deepest} or max"
-            + ("" if dtype == "float64" else " (float64 resolves deeper)")
-        )
-
+    problems += zoom_problems(where, exp)
     problems += extension_problems(where, exp)
     data = exp["data"]
     if problem.model_kind(exp["model"]) != "mlp":
@@ -163,3 +204,19 @@ def semantic_problems(name: str, exp: dict, workdir: Path, limits: dict) -> list
             except (OSError, ValueError) as err:
                 problems.append(f"{where}.training.minibatch_file: {err}")
     return problems
+
+
+def validation_warnings(experiments: dict[str, dict]) -> list[str]:
+    """What a valid config asks for that cannot give every result: a user hears it before any job."""
+    warnings = []
+    for name, exp in experiments.items():
+        res = exp["grid"]["resolution"]
+        if not dimension.measurable((res - 1, res - 1)):
+            warnings.append(
+                f"experiments.{name}.grid.resolution: {res} is too small to measure a box-counting "
+                f"dimension: a frame's {res - 1}x{res - 1} edge map leaves box counting fewer than 2 box "
+                f"sizes (trainability.dimension); it measures from resolution "
+                f"{dimension.smallest_measurable_resolution()} on. Its dimension.json and the dimension "
+                f"table will say n/a"
+            )
+    return warnings

@@ -30,6 +30,16 @@ from trainability import numerics
 # 10**x moves each value by up to about one ulp, so 2 keeps every pixel distinct.
 RESOLVING_ULPS = 2.0
 LN10 = float(numerics.log(10.0))
+# Where the spacing passes the bound test by this factor, rounding (a few ulps in linspace
+# and 10**x) cannot make neighbours equal, so the exact test (R values per axis through
+# MPFR: a second per axis at 262144 pixels) is left out there.
+SAFE_MARGIN = 4.0
+# The most frames of one sequence. The deepest float64 sequence from the paper's [-3, 6]
+# window at factor 2 has 42 frames at 4096 pixels and 54 at 2 (16 decades); 256 allows
+# zooms four times as slow (factor 2**0.25: 165 to 214 frames) and bounds the plan
+# (frames x shards jobs) and every loop over frames, e.g. a factor of 1.0000001 asking
+# for frames: max (1.6e8 frames to the float64 limit).
+MAX_FRAMES = 256
 
 
 def axis_log10(lo: float, hi: float, resolution: int) -> np.ndarray:
@@ -125,26 +135,53 @@ def centre_region(window0, centre) -> list[tuple[float, float]]:
     return [(float(c), float(c)) for c in centre]
 
 
-def frame_resolves(window0, factor: float, frame: int, centre, resolution: int, dtype: str) -> bool:
+def frame_resolves(
+    window0, factor: float, frame: int, centre, resolution: int, dtype: str, exact: bool = True
+) -> bool:
     """True when frame ``frame`` resolves neighbouring pixels wherever its centre
-    may lie (``centre``: [x, y], None for window0's centre, or "auto")."""
+    may lie (``centre``: [x, y], None for window0's centre, or "auto"); ``exact=False``:
+    by the bound test alone."""
     shrink = float(factor) ** frame
     for (lo, hi), (c_lo, c_hi) in zip(window0, centre_region(window0, centre)):
         half = (hi - lo) / 2 / shrink
         reach = max(abs(c_lo), abs(c_hi)) + half
         if not _axis_resolves(c_lo - half, c_lo + half, reach, resolution, dtype):
             return False
-        if centre != "auto" and not axis_resolves_pixels(c_lo - half, c_lo + half, resolution, dtype):
-            return False
+        # A window SAFE_MARGIN times narrower at the same reach passing the bound test means
+        # this one's spacing is SAFE_MARGIN times what the test asks.
+        safe = _axis_resolves(c_lo - half / SAFE_MARGIN, c_lo + half / SAFE_MARGIN, reach, resolution, dtype)
+        if exact and centre != "auto" and not safe:
+            if not axis_resolves_pixels(c_lo - half, c_lo + half, resolution, dtype):
+                return False
     return True
 
 
-def max_frames(window0, factor: float, centre, resolution: int, dtype: str, limit: int = 2000) -> int:
-    """How many frames (0, 1, ...) of a sequence resolve; 0 when not even frame 0 does."""
+def max_frames(
+    window0, factor: float, centre, resolution: int, dtype: str, limit: int = MAX_FRAMES + 1
+) -> int:
+    """How many frames (0, 1, ...) of a sequence resolve, counted up to ``limit``; 0 when not
+    even frame 0 does. The default limit tells a sequence deeper than MAX_FRAMES (the result
+    is MAX_FRAMES + 1) from one that ends within it."""
     frames = 0
     while frames < limit and frame_resolves(window0, factor, frames, centre, resolution, dtype):
         frames += 1
     return frames
+
+
+def smallest_factor(window0, centre, resolution: int, dtype: str, frames: int = MAX_FRAMES) -> float:
+    """The smallest zoom factor (to 3 decimals, rounded up) whose deepest sequence has at
+    most ``frames`` frames: the deepest resolving shrink S (bisected on the bound test, which
+    never resolves less deeply than the exact one) reached in frames - 1 steps, S**(1/(frames-1))."""
+    low, high = 1.0, 2.0  # shrinks that resolve / do not
+    while frame_resolves(window0, high, 1, centre, resolution, dtype, exact=False) and high < 1e300:
+        low, high = high, high * high
+    for _ in range(200):
+        middle = math.sqrt(low * high)
+        if middle in (low, high):
+            break
+        deeper = frame_resolves(window0, middle, 1, centre, resolution, dtype, exact=False)
+        low, high = (middle, high) if deeper else (low, middle)
+    return math.ceil(high ** (1 / max(frames - 1, 1)) * 1000) / 1000
 
 
 def depth_decades(factor: float, frame: int) -> float:

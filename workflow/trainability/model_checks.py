@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from trainability import optimizers, phase_space, problem, randomness
+from trainability import optimizers, phase_space, problem, randomness, uncertainty
 
 MODEL_FIELDS = {
     "mlp": ("width", "depth", "nonlinearity"),
@@ -153,9 +153,17 @@ def per_pixel_problems(where: str, exp: dict) -> list[str]:
 
 
 def estimator_problems(where: str, exp: dict) -> list[str]:
-    if "line" not in exp:
-        return []
     problems = []
+    fewest = uncertainty.fewest_fitting_points()
+    if "uncertainty" in exp and exp["uncertainty"]["points"] < fewest:
+        min_changes, saturation = uncertainty.fit_thresholds()
+        problems.append(
+            f"{where}.uncertainty.points: {exp['uncertainty']['points']} points can never give a fit: "
+            f"an epsilon counts only when at least {min_changes} of the points change and at most "
+            f"{saturation:.0%} of them do (trainability.uncertainty.fit); allowed: {fewest} or more"
+        )
+    if "line" not in exp:
+        return problems
     lo, hi = exp["phase_space"]["y"]
     y = exp["line"]["y"]
     if not lo <= y <= hi:

@@ -9,16 +9,21 @@ and of W1 in [1.5, 2.7], where about 70% of pixels converge) with
 * the CPU reference: the fused C kernel (the batched torch kernel where no C
   compiler is found) in float64, itself checked on a spread subset of pixels
   against the per-pixel autograd implementation (``kernels.reference``), plus
-  the two perturbed runs that tell chaotic pixels from stable ones
-  (``agreement.perturbed_learning_rates``);
+  the perturbed runs that tell chaotic pixels from stable ones, once per dtype
+  with the perturbation scaled to its rounding (``agreement.perturbed_learning_rates``,
+  ``perturbed_weights``, ``rounding_scale``);
 * every kernel the device supports (``fused``, ``torch``) in every dtype it
   supports, each judged against the reference by the benchmark's criteria
-  (``trainability.agreement``). float64: labels on >= 99.5% of pixels, stable
-  converged pixels away from the boundary to 1e-9, diverged pixels there the
-  same divergence step and the measure to 1e-6. float32: the same labels and
-  divergence steps; its measure is not compared (float32 rounding, 1e-7, moves
-  the measure of most converged pixels in this window by percent, as a 1e-13
-  change of a learning rate does in float64);
+  (``trainability.agreement``). Labels on >= 99.5% of the pixels whose label
+  cannot hinge on rounding (away from the boundary, no loss crossing its start in
+  the last steps: ``settled_labels``). float64: stable converged pixels away from
+  the boundary to 1e-9, diverged pixels there the same divergence step and the
+  measure to 1e-6. float32: divergence steps at most one step apart on the pixels
+  stable at float32's rounding; its measure is not compared (float32 rounding,
+  1e-7, moves the measure of most converged pixels in this window by percent, and
+  of diverged ones by up to 1e-3, as a 1e-13 change of a learning rate does in
+  float64). These criteria hold at every step count and resolution the command
+  accepts (tests/test_selftest.py runs 20 to 300 steps);
 
 and times each on a grid large enough to fill the device, reporting
 pixel-steps/s and the estimated time of a 4096^2-pixel, 1000-step frame.
@@ -34,15 +39,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainability import io, kernels
+from trainability import io, kernels, numerics
 from trainability.agreement import (
     DIVERGED_RTOL,
     LABEL_AGREEMENT,
     MEASURE_RTOL,
+    PERTURBATION,
+    STABLE_RTOL,
     away_from_boundary,
     check_agreement,
     compare_pixels,
     perturbed_learning_rates,
+    perturbed_weights,
+    rounding_scale,
     stable_pixels,
 )
 from trainability.kernels import reference
@@ -56,7 +65,10 @@ FRAME_PIXEL_STEPS = 4096 * 4096 * 1000  # the paper's frame, for the estimated f
 AUTOGRAD_PIXELS = 8  # the reference's own check: autograd is ~20x slower per pixel
 TIMING_SECONDS = 3.0  # aimed-for length of each timed run
 TIMING_PIXELS = {"cpu": 0, "cuda": 512 * 512}  # 0: time the agreement run itself
-FLOAT32_DIVERGED_RTOL = 1e-4
+# float32 computes the loss to ~1e-6 relative (a sum over the data), so a loss that lands
+# that close to MAX_RATIO times its start crosses it a step earlier or later (seen: step
+# 27 for 26 on the 32x32 grid at 50 steps, the measures 4e-7 apart).
+FLOAT32_ONSET_STEPS = 1
 
 
 @dataclass
@@ -136,7 +148,7 @@ def load_problem(init_file: Path = INIT_FILE) -> Problem:
 def grid_learning_rates(resolution: int, x=WINDOW_X, y=WINDOW_Y) -> np.ndarray:
     """(R*R, 2) learning rates of the window (log10 bounds x for W0, y for W1), row-major
     (rows = lr of W1); the benchmarks use the same grid."""
-    gx, gy = np.meshgrid(np.logspace(x[0], x[1], resolution), np.logspace(y[0], y[1], resolution))
+    gx, gy = np.meshgrid(numerics.logspace(*x, resolution), numerics.logspace(*y, resolution))
     lrs, _ = per_layer_learning_rates(gx.ravel(), gy.ravel(), "lr_vs_lr", 2)
     return np.ascontiguousarray(lrs)
 
@@ -170,15 +182,28 @@ def _throughput(problem, device, kernel, dtype, max_steps) -> tuple[float, int, 
     return len(lrs) * steps / seconds, len(lrs), steps
 
 
-def _reference(problem, lrs, steps, resolution, progress) -> tuple[dict, np.ndarray, dict]:
-    """The CPU float64 reference grid, its stable pixels, and its own check against
-    autograd on AUTOGRAD_PIXELS pixels spread over those away from the boundary."""
+def _stable(problem, lrs, steps, kernel, ref, dtype) -> np.ndarray:
+    """The reference's pixels that are not chaotic at ``dtype``'s rounding: the chaos test
+    (``agreement.stable_pixels``) with its perturbation and tolerance scaled to that dtype."""
+    cpu = torch.device("cpu")
+    scale = rounding_scale(dtype)
+    runs = [
+        _train(problem, lp, steps, cpu, kernel, "float64")
+        for lp in perturbed_learning_rates(lrs, PERTURBATION * scale)
+    ]
+    runs.append(_train(perturbed_weights(problem, PERTURBATION * scale), lrs, steps, cpu, kernel, "float64"))
+    return stable_pixels(ref, *runs, tol=STABLE_RTOL * scale)
+
+
+def _reference(problem, lrs, steps, resolution, progress) -> tuple[dict, dict, dict]:
+    """The CPU float64 reference grid, its stable pixels per dtype, and its own check
+    against autograd on AUTOGRAD_PIXELS pixels spread over those away from the boundary."""
     cpu = torch.device("cpu")
     name = kernels.select_kernel(problem, "float64", cpu, "auto")
     progress(f"reference: {name} kernel on cpu, float64, {resolution}x{resolution} pixels x {steps} steps")
     ref = _train(problem, lrs, steps, cpu, name, "float64")
-    perturbed = [_train(problem, lp, steps, cpu, name, "float64") for lp in perturbed_learning_rates(lrs)]
-    stable = stable_pixels(ref, *perturbed)
+    stable_by_dtype = {dtype: _stable(problem, lrs, steps, name, ref, dtype) for dtype in DTYPES}
+    stable = stable_by_dtype["float64"]
     calm = np.flatnonzero(away_from_boundary((ref["diverged_step"] < 0).reshape(resolution, resolution)))
     picked = calm[np.linspace(0, len(calm) - 1, min(AUTOGRAD_PIXELS, len(calm))).round().astype(np.int64)]
     progress(f"reference check: autograd on {len(picked)} pixels")
@@ -192,7 +217,7 @@ def _reference(problem, lrs, steps, resolution, progress) -> tuple[dict, np.ndar
         "converged_fraction": float((ref["diverged_step"] < 0).mean()),
         "stable_fraction": float(stable.mean()),
     }
-    return ref, stable, info
+    return ref, stable_by_dtype, info
 
 
 def _candidates(problem, device: torch.device):
@@ -207,26 +232,41 @@ def _candidates(problem, device: torch.device):
 
 
 def judge(reference_stats: dict, stats: dict, stable: np.ndarray, resolution: int, dtype: str) -> dict:
-    """The benchmark's verdict (``agreement.check_agreement``) in float64; in float32
-    the labels and divergence steps only (see the module docstring)."""
+    """The benchmark's verdict (``agreement.check_agreement``), labels judged where they
+    cannot hinge on rounding; in float32 the labels and divergence steps only (see the
+    module docstring). ``stable``: the reference's stable pixels at ``dtype``'s rounding."""
     pixels = np.arange(resolution * resolution)
     shape = (resolution, resolution)
     if dtype == "float64":
-        return check_agreement(reference_stats, stats, pixels, shape, stable)
+        return check_agreement(reference_stats, stats, pixels, shape, stable, settled_only=True)
     verdict = check_agreement(
-        reference_stats, stats, pixels, shape, stable, rtol=np.inf, diverged_rtol=FLOAT32_DIVERGED_RTOL
+        reference_stats,
+        stats,
+        pixels,
+        shape,
+        stable,
+        rtol=np.inf,
+        diverged_rtol=np.inf,
+        settled_only=True,
+        onset_steps=FLOAT32_ONSET_STEPS,
     )
-    verdict["criteria"]["measure_rtol_converged"] = None  # not compared (JSON has no inf)
+    for measure in ("measure_rtol_converged", "measure_rtol_diverged"):
+        verdict["criteria"][measure] = None  # not compared (JSON has no inf)
     return verdict
 
 
 def _summary(agreement: dict) -> str:
     a = agreement
-    compared = "" if a["criteria"]["measure_rtol_converged"] is not None else ", not compared"
+
+    def compared(criterion):
+        return "" if a["criteria"][criterion] is not None else ", not compared"
+
     return (
-        f"labels agree on {a['label_agreement']:.1%}; max rel diff {a['max_rel_diff_converged']:.2g} "
-        f"(converged, {a['compared_converged_pixels']} px{compared}), {a['max_rel_diff_diverged']:.2g} "
-        f"(diverged, {a['compared_diverged_pixels']} px); onset mismatches {a['diverged_onset_mismatches']}"
+        f"labels agree on {a['label_agreement']:.1%} of {a.get('judged_label_pixels', a['pixels'])} px; "
+        f"max rel diff {a['max_rel_diff_converged']:.2g} (converged, {a['compared_converged_pixels']} px"
+        f"{compared('measure_rtol_converged')}), {a['max_rel_diff_diverged']:.2g} (diverged, "
+        f"{a['compared_diverged_pixels']} px{compared('measure_rtol_diverged')}); "
+        f"onset mismatches {a['diverged_onset_mismatches']}"
     )
 
 
@@ -236,12 +276,14 @@ CRITERIA = {
         "measure_rtol_converged": MEASURE_RTOL,
         "measure_rtol_diverged": DIVERGED_RTOL,
         "diverged_onset": "equal",
+        "labels_judged": "away from the boundary, settled",
     },
     "float32": {
         "label_agreement_min": LABEL_AGREEMENT,
         "measure_rtol_converged": None,
-        "measure_rtol_diverged": FLOAT32_DIVERGED_RTOL,
-        "diverged_onset": "equal",
+        "measure_rtol_diverged": None,
+        "diverged_onset": f"within {FLOAT32_ONSET_STEPS} step(s)",
+        "labels_judged": "away from the boundary, settled",
     },
 }
 
@@ -251,16 +293,14 @@ def run(
 ) -> Report:
     """The self-test on one device; ``progress`` receives one line per stage."""
     started = time.perf_counter()
+    if problem := kernels.device_problem(str(device), "--device"):
+        raise ValueError(problem)
     device = kernels.resolve_device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is visible here; allowed: cpu, or auto")
-    if device.type not in TIMING_PIXELS:
-        raise ValueError(f"--device {device}: allowed: cpu, cuda, cuda:N or auto")
     if resolution < 8 or steps < 20:
         raise ValueError(f"resolution {resolution}, steps {steps}: allowed: resolution >= 8 and steps >= 20")
     problem = load_problem(init_file)
     lrs = grid_learning_rates(resolution)
-    ref, stable, ref_info = _reference(problem, lrs, steps, resolution, progress)
+    ref, stable_by_dtype, ref_info = _reference(problem, lrs, steps, resolution, progress)
     rows = []
     for kernel, dtype, why in _candidates(problem, device):
         row = Row(kernel, dtype, str(device), "unsupported", why or "")
@@ -275,7 +315,7 @@ def run(
             row.agreement = ref_info["agreement"]  # itself: its check is the one against autograd
             row.why = f"the reference; against autograd on {len(ref_info['autograd_pixels'])} pixels: "
         else:
-            row.agreement = judge(ref, stats, stable, resolution, dtype)
+            row.agreement = judge(ref, stats, stable_by_dtype[dtype], resolution, dtype)
         row.status = "agrees" if row.agreement["ok"] else "DISAGREES"
         row.why += _summary(row.agreement)
         if TIMING_PIXELS[device.type]:

@@ -69,7 +69,8 @@ def dimension_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     ``frames``, ``decades`` (the zoom the sequence spans, (frames - 1) *
     log10(factor); 0 for a single frame); optional ``uncertainty``,
     ``uncertainty_low``, ``uncertainty_high`` and ``line`` (None or absent: not
-    measured; NaN: measured, no boundary). ``difference`` is ours minus the
+    measured; NaN: measured, no boundary); optional ``dimension_reason``: why the box count
+    has no dimension (shown as ``n/a (reason)``). ``difference`` is ours minus the
     paper's. The CSV keeps the quartiles in separate columns and more digits;
     the Markdown shows them as one spread column and decades to one decimal.
     """
@@ -116,7 +117,7 @@ def dimension_table(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
         cells = [
             str(row["experiment"]),
             str(row["title"]),
-            _fmt(ours, ".2f"),
+            _fmt(ours, ".2f") or (f"n/a ({row['dimension_reason']})" if row.get("dimension_reason") else ""),
             spread,
             _fmt(ue, ".2f") or "—",
             "" if ue_lo is None or ue_hi is None else f"{ue_lo:.2f}–{ue_hi:.2f}",

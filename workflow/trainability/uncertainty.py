@@ -24,6 +24,7 @@ of D comes from a bootstrap over the points (rows) refitted on the same ε.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -323,3 +324,17 @@ def _bootstrap_slopes(changed: np.ndarray, log_eps: np.ndarray, bootstrap: int, 
         counts = np.rint(multiplicity[:, :-1] @ matrix)  # (rows, K'), exact integers
         slopes.append(_slopes(log_eps, counts, n_points)[0])
     return np.concatenate(slopes) if slopes else np.empty(0)
+
+
+def fit_thresholds() -> tuple[int, float]:
+    """``fit``'s ``min_changes`` and ``saturation`` as the workflow calls it (the defaults)."""
+    parameters = inspect.signature(fit).parameters
+    return parameters["min_changes"].default, parameters["saturation"].default
+
+
+def fewest_fitting_points() -> int:
+    """The fewest points with which ``fit`` can ever fit: an ε counts only when at least
+    ``min_changes`` points change and at most a ``saturation`` fraction of them do, so fewer
+    than min_changes / saturation points leave no ε that counts."""
+    min_changes, saturation = fit_thresholds()
+    return math.ceil(min_changes / saturation)

@@ -25,6 +25,7 @@ autograd implementation the kernels are tested and benchmarked against.
 from __future__ import annotations
 
 import platform
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -56,6 +57,29 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+DEVICES = "auto (CUDA when visible, else cpu), cpu, cuda or cuda:N"
+_DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def device_problem(value: str, name: str, here: bool = True) -> str | None:
+    """Why ``value`` of the option or variable ``name`` (``--device``, ``TRAINABILITY_DEVICE``)
+    cannot name a training device, or None. The spelling is checked without a GPU; with
+    ``here``, a CUDA device must also be visible on this machine."""
+    given = f"{name} {value!r}" if name.startswith("-") else f"{name}={value!r}"
+    if not _DEVICE_NAME.fullmatch(value):
+        return f"{given} is not a device; allowed: {DEVICES}"
+    if not here or not value.startswith("cuda"):
+        return None
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if visible == 0:
+        why = "this torch has no CUDA support" if torch.version.cuda is None else "no GPU"
+        return f"{given}: no CUDA device is visible here ({why}); allowed: cpu, or auto"
+    index = int(value.partition(":")[2] or 0)
+    if index >= visible:
+        return f"{given}: {visible} CUDA device(s) are visible here; allowed: cuda:0..cuda:{visible - 1}"
+    return None
 
 
 def _candidates(kernel: str, device: torch.device) -> list[ModuleType]:
