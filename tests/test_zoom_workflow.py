@@ -270,11 +270,3 @@ def test_a_centre_found_again_retrains_nothing_and_a_bad_one_is_moved_aside(zoom
     assert_nothing_retrained(workdir, grids, output)
     log = (workdir / "logs/auto_zoom/find_centre.log").read_text()
     assert "centre_history.jsonl: lines [" in log and "are not JSON; skipped" in log
-
-    # Not JSON at all: the same.
-    centre_file.write_text('{"centre": [1, ')
-    output = snakemake(workdir).stderr
-    assert "Damaged result file results/auto_zoom/centre.json (not a readable JSON file" in output
-    assert len(list((workdir / "results/auto_zoom").glob("centre.json.corrupt-*"))) == 2
-    assert json.loads(centre_file.read_text())["centre"] == found["centre"]
-    assert_nothing_retrained(workdir, grids, output)
