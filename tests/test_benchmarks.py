@@ -236,3 +236,42 @@ def test_optimizer_benchmark_writes_each_optimizer_relative_to_gd(tmp_path):
     assert all(row["pixel_steps_per_s"] > 0 for row in report["optimizers"].values())
     assert report["problem"] == {"init_file": "author_init_N272.npz", "pixels": 4, "steps": 5}
     assert {"cpu", "versions"} <= set(report["machine"])
+
+
+def test_centre_search_benchmark_reports_each_sequences_path(tmp_path):
+    """benchmarks.centre_search on a tiny automatic zoom: the path it reports is the one
+    the search took (levels deepening to the last, roughness in [0, 2]), and the centre is
+    inside the central half of the window."""
+    config = {
+        "experiments": {
+            "auto": {
+                "title": "tanh, automatic zoom",
+                "model": {"width": 4, "depth": 2, "nonlinearity": "tanh"},
+                "data": {"size": "params", "target_dim": 1, "seed": 3},
+                "training": {"steps": 30},
+                "phase_space": {"kind": "lr_vs_lr", "x": [-1, 3], "y": [-1, 3]},
+                "grid": {"resolution": 16, "shard_size": 256},
+                "zoom": {"frames": 3, "factor": 4, "centre": "auto", "pilot_resolution": 8},
+            }
+        }
+    }
+    path, out = tmp_path / "zoom.yaml", tmp_path / "centre.json"
+    path.write_text(json.dumps(config))
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.centre_search",
+        str(path),
+        "--threads",
+        "1",
+        "--output",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (search,) = json.loads(out.read_text())["searches"]
+    levels = [p["level"] for p in search["path"]]
+    assert levels == sorted(levels) and levels[-1] == search["depth_levels"] - 1
+    assert all(0.0 <= p["roughness"] <= 2.0 for p in search["path"])
+    assert all(0.0 <= c <= 2.0 for c in search["centre"])  # the central half of [-1, 3]
+    assert search["pixels_trained"] > 0 and search["pilot"] == 8

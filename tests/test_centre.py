@@ -5,29 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from trainability import centre, grid
-from trainability.dimension import edge_map
+from landscapes import KOCH_D, circle, snowflake, takagi
+from trainability import centre, grid, pilots
+from trainability.dimension import edge_map, fractal_dimension
 
 WINDOW = ((-3.0, 6.0), (-3.0, 6.0))
-
-
-def circle(a=1.3, b=0.7, r=2.0):
-    """Converged strictly inside the circle of radius r about (a, b)."""
-
-    def converged(x, y):
-        return (x - a) ** 2 + (y - b) ** 2 < r * r
-
-    return converged
-
-
-def takagi(x, terms=40):
-    """The Takagi (blancmange) function: continuous, nowhere differentiable, boundary of dimension 1.5-ish."""
-    x = np.asarray(x, float)
-    total = np.zeros_like(x)
-    for n in range(terms):
-        t = (2.0**n) * x
-        total += np.abs(t - np.round(t)) / 2.0**n
-    return total
 
 
 def below_takagi(x, y):
@@ -41,6 +23,55 @@ def frame_signs(converged, window0, factor, frame, point, resolution):
     return converged(gx.ravel(), gy.ravel()).reshape(gx.shape)
 
 
+def frame_edges(converged, window0, factor, frame, point, resolution):
+    return edge_map(np.where(frame_signs(converged, window0, factor, frame, point, resolution), -1.0, 1.0))
+
+
+def inside_central_half(point, window):
+    return all((3 * lo + hi) / 4 <= c <= (lo + 3 * hi) / 4 for (lo, hi), c in zip(window, point))
+
+
+# ------------------------------------------------- a smooth boundary richer than a fractal one
+# A wave across the left of the window (smooth: box dimension 1) holds more edge pixels at
+# the top than a small Koch snowflake on the right (log 4 / log 3 = 1.262 at every scale
+# down to its finest segment). The old search (most edge pixels, greedy) took the wave.
+KOCH_WINDOW = ((0.0, 4.0), (0.0, 4.0))
+FLAKE_CENTRE, FLAKE_RADIUS, FLAKE_LEVEL = (2.5, 2.0), 0.35, 14
+FINEST_SEGMENT = FLAKE_RADIUS * math.sqrt(3) / 3**FLAKE_LEVEL
+WAVE_END = 2.05  # the wave for x below, the snowflake above
+flake = snowflake(FLAKE_CENTRE, FLAKE_RADIUS, FLAKE_LEVEL)
+
+
+def wave_and_snowflake(x, y):
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    return np.where(x < WAVE_END, y < 2.0 + 0.5 * np.sin(3 * np.pi * x), flake(x, y))
+
+
+def test_the_wave_is_richer_than_the_snowflake_at_the_top():
+    edges = frame_edges(wave_and_snowflake, KOCH_WINDOW, 2.0, 0, (2.0, 2.0), 64)
+    middles = np.linspace(0.0, 4.0, 64)[:-1] + 2.0 / 63  # edge pixel (i, j) sits between pixels
+    gx, gy = np.meshgrid(middles, middles)
+    near_flake = np.hypot(gx - FLAKE_CENTRE[0], gy - FLAKE_CENTRE[1]) < 1.2 * FLAKE_RADIUS
+    assert edges[gx < WAVE_END].sum() > 2 * edges[near_flake].sum() > 0
+
+
+def test_the_search_ends_on_the_fractal_and_every_frame_has_its_dimension():
+    resolution = 512
+    # Frames whose pixels span at least two of the snowflake's finest segments resolve it.
+    depth = int(math.log2(4.0 / (2 * FINEST_SEGMENT * (resolution - 1)))) + 1
+    assert depth >= 15
+    found = centre.find_centre(wave_and_snowflake, KOCH_WINDOW, 2.0, depth, pilot=24)
+    assert found.centre[0] > WAVE_END
+    assert flake(*np.array([found.converged_end]).T)[0] and not flake(*np.array([found.diverged_end]).T)[0]
+    assert inside_central_half(found.centre, KOCH_WINDOW)
+    for frame in range(depth):
+        slope = fractal_dimension(frame_edges(wave_and_snowflake, KOCH_WINDOW, 2.0, frame, found.centre, 512))
+        assert abs(slope.median - KOCH_D) <= 0.15, (frame, slope.median)
+
+
+# ------------------------------------------------- exact boundaries: the centre is on them
+
+
 def test_the_centre_lands_on_a_circle_and_every_frame_shows_it():
     a, b, r = 1.3, 0.7, 2.0
     depth = grid.max_frames(WINDOW, 2.0, "auto", 16, "float64")
@@ -52,12 +83,11 @@ def test_the_centre_lands_on_a_circle_and_every_frame_shows_it():
     assert math.hypot(found.converged_end[0] - a, found.converged_end[1] - b) < r
     assert math.hypot(found.diverged_end[0] - a, found.diverged_end[1] - b) >= r
     # Inside the central half of frame 0 (so frame 0 about it still covers most of the window).
-    for (lo, hi), c in zip(WINDOW, found.centre):
-        assert (3 * lo + hi) / 4 <= c <= (lo + 3 * hi) / 4
+    assert inside_central_half(found.centre, WINDOW)
     # Every frame about the centre, at 16 x 16, has boundary in its central region.
     for frame in range(depth):
-        signs = frame_signs(circle(a, b, r), WINDOW, 2.0, frame, found.centre, 16)
-        assert centre.central_edges(edge_map(np.where(signs, -1.0, 1.0))) > 0, frame
+        edges = frame_edges(circle(a, b, r), WINDOW, 2.0, frame, found.centre, 16)
+        assert pilots.central_edges(edges) > 0, frame
 
 
 def test_the_centre_lands_on_a_fractal_curve():
@@ -70,20 +100,32 @@ def test_the_centre_lands_on_a_fractal_curve():
     x, y = found.centre
     assert abs(y - (1.5 + 3.0 * (takagi(np.array([x / 4.0]))[0] - 0.5))) < 1e-9
     for frame in range(depth):
-        signs = frame_signs(below_takagi, WINDOW, 2.0, frame, found.centre, 16)
-        assert centre.central_edges(edge_map(np.where(signs, -1.0, 1.0))) > 0, frame
+        assert pilots.central_edges(frame_edges(below_takagi, WINDOW, 2.0, frame, found.centre, 16)) > 0
 
 
-def test_the_search_prefers_the_window_with_more_boundary():
-    # Two boundaries at frame 0: a straight edge left of centre and a wiggly one right of it;
-    # the wiggly one holds more edge pixels, so the descent goes right.
-    def converged(x, y):
-        wiggle = 2.2 + 0.3 * np.sin(40 * y)
-        return (x > 0.6) & (x < wiggle)
+# ------------------------------------------------- the pieces
 
-    found = centre.find_centre(converged, WINDOW, 2.0, 6, pilot=32)
-    assert found.centre[0] > 1.5
-    assert found.levels[0].chosen_edges > 0
+
+def test_roughness_tells_a_line_from_a_fractal_from_noise():
+    xs = np.linspace(0, 1, 64)
+    gx, gy = np.meshgrid(xs, xs)
+    line, _ = pilots.roughness(gy < 0.3 + 0.4 * gx)
+    noise, _ = pilots.roughness(np.random.default_rng(0).random((64, 64)) < 0.5)
+    koch, _ = pilots.roughness(snowflake((0.5, 0.45), 0.45, 8)(gx.ravel(), gy.ravel()).reshape(64, 64))
+    assert abs(line - 1) < 0.1 and noise > 1.9 and line + 0.1 < koch < noise
+    assert pilots.roughness(np.zeros((64, 64), bool)) == (0.0, 0)
+    assert pilots.roughness(gx > 0.99)[0] == 0.0, "a boundary along the probe's edge does not count"
+
+
+def test_the_best_next_windows_are_the_richest_and_apart():
+    edges = np.zeros((23, 23), bool)
+    edges[5:8, 5:8] = True  # a dense patch up left
+    edges[15, 15] = True  # one pixel down right
+    offsets = pilots.next_offsets(edges, 4.0, 3)
+    assert offsets[0][2] >= 4 and offsets[0][0] < 0 and offsets[0][1] < 0
+    for (r1, c1, _), (r2, c2, _) in zip(offsets, offsets[1:]):
+        assert max(abs(r1 - r2), abs(c1 - c2)) >= 23 / 4 / 2
+    assert pilots.next_offsets(np.zeros((23, 23), bool), 4.0, 3) == []
 
 
 def test_the_same_inputs_give_the_same_centre_bit_for_bit():
@@ -93,12 +135,15 @@ def test_the_same_inputs_give_the_same_centre_bit_for_bit():
     assert centre.CentreSearch.from_dict(one.to_dict()) == one
 
 
-def test_it_costs_a_small_fraction_of_the_frames():
-    depth = 40
-    found = centre.find_centre(circle(), WINDOW, 2.0, depth, pilot=32)
-    frames_pixels = depth * 256**2
-    assert found.pixels_trained <= depth * 32**2 + 10 * centre.SECTIONS
-    assert found.pixels_trained / frames_pixels < 0.02
+def test_its_cost_is_the_survey_the_candidates_and_the_beam():
+    depth, pilot = 40, 32
+    found = centre.find_centre(below_takagi, WINDOW, 2.0, depth, pilot=pilot)
+    steps = math.ceil((depth - 1 - centre.entry_level(2.0, depth)) / centre.step_levels(2.0))
+    probes = found.candidates + steps * centre.BEAM * centre.CHILDREN
+    bisection = (found.candidates + 1) * 4 * pilots.SECTIONS  # at most 4 rounds each
+    assert found.pixels_trained <= (centre.SURVEY_SCALE * pilot) ** 2 + probes * pilot**2 + bisection
+    assert 0 < found.candidates <= centre.MAX_CANDIDATES
+    assert found.pixels_trained / (depth * 4096**2) < 0.0005
 
 
 def test_a_window_without_boundary_names_the_frame():
@@ -115,7 +160,7 @@ def test_a_window_without_boundary_names_the_frame():
 
 
 def test_a_boundary_that_leaves_the_central_region_names_the_frame():
-    # Boundary only along the window's far-left edge: no candidate window reaches it.
+    # Boundary only along the window's far-left edge: no candidate reaches it.
     def converged(x, y):
         return x < -2.9
 
@@ -126,9 +171,9 @@ def test_a_boundary_that_leaves_the_central_region_names_the_frame():
 def test_central_edges_counts_only_the_middle():
     edges = np.zeros((15, 15), bool)
     edges[0, :] = True
-    assert centre.central_edges(edges) == 0
+    assert pilots.central_edges(edges) == 0
     edges[7, 7] = True
-    assert centre.central_edges(edges) == 1
+    assert pilots.central_edges(edges) == 1
 
 
 @pytest.mark.parametrize("bad", [dict(depth=0), dict(pilot=3), dict(factor=1.0)])

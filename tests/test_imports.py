@@ -24,6 +24,7 @@ LAYER0 = {
     "trainability.arithmetic",
     "trainability.agreement",
     "trainability.centre",
+    "trainability.pilots",
     "trainability.optimizers",
     "trainability.randomness",
     "trainability.phase_space",

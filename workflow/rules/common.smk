@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 import trainability
 from trainability import archive as tarchive
+from trainability import centre as tcentre
 from trainability import config as tconfig
 from trainability import experiment_checks as texperiment_checks
 from trainability import grid as tgrid
@@ -260,6 +261,7 @@ def centre_search(exp):
             "tolerance": spacing / 8,
             "resolution": res,
             "dtype": exp["training"]["dtype"],
+            "version": tcentre.SEARCH_VERSION,
         }
     )
 

@@ -3,7 +3,7 @@
 import logging
 import sys
 
-from trainability import centre, dimension, io
+from trainability import dimension, io, pilots
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -20,11 +20,11 @@ for path in snakemake.input:
 # for a centre meant to be on it (auto or given), a warning for the window's middle.
 off_boundary = []
 if len(edges) > 1:
-    off_boundary = [frame for frame, e in enumerate(edges) if centre.central_edges(e) == 0]
+    off_boundary = [frame for frame, e in enumerate(edges) if pilots.central_edges(e) == 0]
     if off_boundary:
         message = (
             f"experiment {snakemake.wildcards.experiment}: frames {off_boundary} hold no boundary in their "
-            f"central region (the middle {centre.CENTRAL_FRACTION:.0%} of each axis): the zoom centre is "
+            f"central region (the middle {pilots.CENTRAL_FRACTION:.0%} of each axis): the zoom centre is "
             f"off the boundary at those scales; use zoom.centre: auto, or a centre on the boundary"
         )
         if sequence["centre_on_boundary"]:

@@ -41,8 +41,15 @@ try:
 except centre.NoBoundary as err:
     raise SystemExit(f"experiment {snakemake.wildcards.experiment}: {err}") from None
 elapsed = time.monotonic() - began
+log.info("%d entry candidates on the survey's boundary", found.candidates)
 for level in found.levels:
-    log.info("frame %2d: centre %s, %d edge pixels", level.frame, level.centre, level.edges)
+    log.info(
+        "level %2d: centre %s, %d edge pixels, roughness %.2f",
+        level.frame,
+        level.centre,
+        level.edges,
+        level.roughness,
+    )
 frame_pixels = search["resolution"] ** 2 * search["depth"]
 log.info(
     "centre %r after %d pilot pixels in %.1f s (%.2f%% of the pixels of %d frames)",
