@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from matplotlib import image as mpl_image
 
-from trainability import video
+from trainability import video, zoom_figures
 
 R = 64  # keyframe resolution; videos of such keyframes are upscaled to 256
 HOLD = 30  # 1 s at 30 fps
@@ -88,12 +88,58 @@ def test_render_view_at_integer_depth_is_the_keyframes_stacked():
     keyframes = list(rng.integers(0, 256, (4, R, R, 3), dtype=np.uint8))
     np.testing.assert_array_equal(video.render_view(keyframes[:1], 0, 2.0, R), keyframes[0])
     # At depth 1 keyframe 2 covers the central half and keyframe 3 the central quarter,
-    # shown at 32 and 16 pixels: 2x2 and 4x4 block means of them.
+    # shown at 32 and 16 pixels: 2x2 and 4x4 block means of them, each fading in over the
+    # outer eighth of its width (4 and 2 pixels).
     expected = keyframes[1].astype(float)
     expected[16:48, 16:48] = block_mean(keyframes[2], 2)
     expected[24:40, 24:40] = block_mean(keyframes[3], 4)
-    view = video.render_view(keyframes, 1, 2.0, R)
-    assert np.abs(view.astype(float) - expected).max() <= 1
+    view = video.render_view(keyframes, 1, 2.0, R).astype(float)
+    for lo, hi in ((0, 16), (48, 64)):  # keyframe 1 alone
+        assert np.abs(view - expected)[lo:hi].max() <= 1 and np.abs(view - expected)[:, lo:hi].max() <= 1
+    assert np.abs(view - expected)[20:44, 20:44][:, :4].max() <= 1  # keyframe 2, past its fade
+    assert np.abs(view - expected)[26:38, 26:38].max() <= 1  # keyframe 3, past its fade
+    # At its border a deeper keyframe has hardly any weight: the one below shows.
+    outer = keyframes[1].astype(float)
+    assert (
+        np.abs(view[16, 20:44] - outer[16, 20:44]).mean()
+        < np.abs(view[16, 20:44] - expected[16, 20:44]).mean()
+    )
+
+
+def seam_step(view, inner_lo, inner_hi):
+    """(mean colour step across the border of the central square [inner_lo, inner_hi), mean step
+    between neighbouring pixels elsewhere in the view)."""
+    v = view.astype(float)
+    steps_x = np.abs(np.diff(v, axis=1)).sum(axis=2)  # step between columns j and j + 1
+    rows = slice(inner_lo + 2, inner_hi - 2)
+    across = np.concatenate([steps_x[rows, inner_lo - 1], steps_x[rows, inner_hi - 1]])
+    elsewhere = np.delete(steps_x, [inner_lo - 1, inner_hi - 1], axis=1)
+    return across.mean(), elsewhere.mean()
+
+
+def test_keyframes_of_one_sequence_meet_without_a_seam(monkeypatch):
+    """A zoom into a smooth measure (its values a smooth function of position): each keyframe
+    ranked on its own fills the whole colour range, so the deeper one shows as a square of
+    other colours; ranked on the sequence's values and faded in, it does not."""
+    size = 256
+    positions = [view_positions(k, 2.0, R) for k in range(3)]
+    frames = [np.hypot.outer(x, x) - 0.05 for x in positions]  # a disc about the zoom centre
+    depth = 0.5
+    # The view's columns that keyframe 1 covers (its pixel centres, as render_view places them).
+    u = (((np.arange(size) + 0.5) / size - 0.5) * 2 ** (1 - depth) + 0.5) * R - 0.5
+    covered = np.flatnonzero((u >= 0) & (u <= R - 1))
+    lo, hi = covered[0], covered[-1] + 1
+
+    with monkeypatch.context() as old:  # as the video was: its own scale, pasted in
+        old.setattr(video, "FEATHER", 0.0)
+        alone = [zoom_figures.frame_rgb(f) for f in frames]
+        across, elsewhere = seam_step(video.render_view(alone, depth, 2.0, size), lo, hi)
+    assert across > 10 * elsewhere, "the old colouring shows a seam: the measure of the test works"
+
+    reference = zoom_figures.sequence_reference(frames)
+    shared = [zoom_figures.frame_rgb(f, reference) for f in frames]
+    across, elsewhere = seam_step(video.render_view(shared, depth, 2.0, size), lo, hi)
+    assert across < 2 * elsewhere, (across, elsewhere)
 
 
 @pytest.mark.parametrize("depth", [0, 0.5, 1, 1.3, 2.7, 3])

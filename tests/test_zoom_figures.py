@@ -14,7 +14,7 @@ from matplotlib.image import AxesImage
 from matplotlib.image import imsave as mpl_imsave
 from PIL import Image
 
-from trainability.dimension import BoxCount, DimensionEstimate, FrameSlopes, frame_slope_summary
+from trainability.dimension import BoxCount, DimensionEstimate, FrameSlopes, box_count, frame_slope_summary
 from trainability.scoring import rank_colour_values
 from trainability.tables import dimension_table
 from trainability.zoom_figures import (
@@ -352,3 +352,25 @@ def test_dimension_table_decades_column():
     assert lines[2].endswith("| 256×256 | 4 | 3.0 |")
     assert lines[3].endswith("| 64×64 | 1 | 0.0 |")
     assert lines[4].endswith("| 12 | 3.3 |")
+
+
+def test_the_depth_figure_shows_each_frames_edge_pixels():
+    depths = [0.0, 0.3, 0.6]
+    summaries = [FrameSlopes(1.2, 1.1, 1.3, 1.0, 1.4, 5)] * 3
+    fig = dimension_depth_figure(depths, summaries, 1.2, None, None, edges=[90, 0, 1500], resolution=96)
+    slopes, edges = fig.axes
+    (line,) = [line for line in edges.get_lines() if line.get_marker() == "o"]
+    np.testing.assert_array_equal(line.get_xdata(), depths)
+    np.testing.assert_array_equal(line.get_ydata(), [90, 0.5, 1500])  # a frame without edges: at the bottom
+    assert edges.get_yscale() == "log" and edges.get_ylabel() == "edge pixels"
+    assert any(line.get_ydata()[0] == 96 for line in edges.get_lines() if line.get_linestyle() == ":")
+    assert slopes.get_xlabel() == "" and edges.get_xlabel() == "depth (decades of zoom)"
+    with pytest.raises(ValueError, match="one entry per frame"):
+        dimension_depth_figure(depths, summaries, 1.2, None, None, edges=[1, 2])
+
+
+def test_box_count_records_the_edge_pixels():
+    image = np.zeros((40, 40), bool)
+    image[10, :] = True
+    bc = box_count(image)
+    assert bc.pixels == 40 and BoxCount.from_dict(bc.to_dict()).pixels == 40

@@ -80,14 +80,16 @@ rule dimension_depth:
     params:
         title=lambda wc: experiment_named(wc.experiment)["title"],
         paper_dimension=lambda wc: experiment_named(wc.experiment)["paper_dimension"],
+        resolution=lambda wc: experiment_named(wc.experiment)["grid"]["resolution"],
     script:
         "../scripts/dimension_depth.py"
 
 
 rule video:
-    """The zoom as an MP4 (H.264, 30 fps, 1.5 s per 2x), in-between frames from stacked keyframes."""
+    """The zoom as an MP4 (H.264, 30 fps, 1.5 s per 2x), in-between frames from stacked keyframes
+    coloured on one scale for the whole sequence, each fading in over the one below."""
     input:
-        frames=lambda wc: frame_images(wc.experiment),
+        scores=score_files,
     output:
         video=report(
             ZOOM_VIDEO,
@@ -105,5 +107,6 @@ rule video:
         runtime=sequence_runtime,
     params:
         factor=lambda wc: experiment_named(wc.experiment)["zoom"]["factor"],
+        measure=label_measure,
     script:
         "../scripts/video.py"

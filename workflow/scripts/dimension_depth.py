@@ -22,4 +22,6 @@ zoom_figures.save_dimension_depth(
     snakemake.params.title,
     snakemake.output.pdf,
     snakemake.output.png,
+    edges=[bc.pixels for bc in estimate.box_counts],
+    resolution=snakemake.params.resolution,
 )

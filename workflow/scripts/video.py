@@ -1,14 +1,31 @@
-"""Snakemake adapter: MP4 zoom video through the keyframes of a zoom sequence."""
+"""Snakemake adapter: MP4 zoom video through the frames of a zoom sequence, on one colour scale."""
 
 import logging
 import sys
+from functools import partial
 
-from trainability import video
+from trainability import io, video, zoom_figures
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-info = video.write_zoom_video(
-    list(snakemake.input.frames), float(snakemake.params.factor), snakemake.output.video
-)
+measure = snakemake.params.measure
+
+
+def values(path):
+    return io.read_h5(path, [measure])[0][measure]
+
+
+# Every keyframe ranked among the whole sequence's values: one colour means one value in
+# every frame, so a deeper keyframe meets the picture around it (frames are read twice
+# rather than held: 42 frames of 4096**2 do not fit in memory).
+reference = zoom_figures.sequence_reference(values(path) for path in snakemake.input.scores)
+
+
+def keyframe(path):
+    return zoom_figures.frame_rgb(values(path), reference)
+
+
+keyframes = [partial(keyframe, path) for path in snakemake.input.scores]
+info = video.write_zoom_video(keyframes, float(snakemake.params.factor), snakemake.output.video)
 logging.info("wrote %s: %s", snakemake.output.video, info)

@@ -52,12 +52,16 @@ class BoxCount:
     sizes: np.ndarray  # box edge lengths in pixels (int)
     counts: np.ndarray  # tiles holding both phases (int)
     slopes: np.ndarray  # local -d log(count) / d log(size); NaN where undefined
+    # True pixels of the image (a frame's edge pixels: a straight boundary across an
+    # R x R frame makes about R of them, a fractal one many times more).
+    pixels: int = 0
 
     def to_dict(self) -> dict[str, list]:
         return {
             "sizes": [int(s) for s in self.sizes],
             "counts": [int(c) for c in self.counts],
             "slopes": [_json_float(s) for s in self.slopes],
+            "edge_pixels": int(self.pixels),
         }
 
     @classmethod
@@ -66,6 +70,7 @@ class BoxCount:
             sizes=np.asarray(data["sizes"], dtype=np.int64),
             counts=np.asarray(data["counts"], dtype=np.int64),
             slopes=np.asarray([np.nan if s is None else s for s in data["slopes"]], dtype=float),
+            pixels=int(data.get("edge_pixels", 0)),
         )
 
 
@@ -134,7 +139,9 @@ def box_count(image: np.ndarray, bins: int | Sequence[int] = 10) -> BoxCount:
         ones = t[1:, 1:] - t[:-1, 1:] - t[1:, :-1] + t[:-1, :-1]
         area = np.outer(np.diff(r), np.diff(c))
         counts[k] = np.count_nonzero((ones > 0) & (ones < area))
-    return BoxCount(sizes=sizes, counts=counts, slopes=_local_slopes(sizes, counts))
+    return BoxCount(
+        sizes=sizes, counts=counts, slopes=_local_slopes(sizes, counts), pixels=int(table[-1, -1])
+    )
 
 
 def _json_float(x: float) -> float | None:

@@ -11,9 +11,13 @@ An in-between frame at continuous depth d (keyframe units) shows the window of
 width ``w0 / factor**d``. Each pixel takes its colour from the finest keyframe
 that contains it: keyframe floor(d) fills the frame and keyframes floor(d) + 1
 and + 2 cover ever smaller central squares (stacked keyframes; a deeper one's
-outermost half pixel is left to the one below, not extrapolated). Each keyframe is
-sampled bilinearly from a mipmap level no coarser than its size on screen.
-The video side is the keyframe resolution clamped to [256, 1024] and even.
+outermost half pixel is left to the one below, not extrapolated). A deeper
+keyframe fades in over the outer ``FEATHER`` of its width, so that it meets the
+picture around it without a seam, as in the author's video (its colours must be
+those of the same scale: one scale for the whole sequence,
+``zoom_figures.sequence_reference``). Each keyframe is sampled bilinearly from a
+mipmap level no coarser than its size on screen. The video side is the keyframe
+resolution clamped to [256, 1024] and even.
 
 Encoder: the FFmpeg binary (with libx264) that the pip package imageio-ffmpeg
 ships, driven through a pipe of raw RGB frames; it needs no system FFmpeg and,
@@ -30,7 +34,7 @@ import contextlib
 import math
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -45,6 +49,7 @@ HOLD_SECONDS = 1.0
 MIN_SIZE, MAX_SIZE = 256, 1024
 CODEC = "libx264"  # H.264, in the FFmpeg build that imageio-ffmpeg ships
 CRF = 18  # x264 quality: visually near-lossless; fractal detail needs the bits
+FEATHER = 0.125  # a deeper keyframe fades in over this fraction of its width from its border
 # BT.709 conversion, tagged in the stream (sRGB shares BT.709's primaries).
 _COLOUR = "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,setparams=" + ":".join(
     f"{key}=bt709" for key in ("colorspace", "color_primaries", "color_trc")
@@ -147,7 +152,15 @@ def render_view(keyframes: Sequence, depth: float, factor: float, size: int) -> 
         if inside.size == 0:
             break
         a, b = inside[0], inside[-1] + 1
-        out[a:b, a:b] = _bilinear(level, u[a:b])
+        sample = _bilinear(level, u[a:b])
+        if k == first or FEATHER <= 0:
+            out[a:b, a:b] = sample
+            continue
+        # Weight 0 at the keyframe's border, 1 from FEATHER of its width inwards.
+        border = np.minimum(u[a:b], n - 1 - u[a:b]) / (FEATHER * (n - 1))
+        weight = np.clip(border, 0.0, 1.0).astype(np.float32)
+        weight = np.minimum.outer(weight, weight)[:, :, None]
+        out[a:b, a:b] += weight * (sample - out[a:b, a:b])
     return np.rint(out, out=out).astype(np.uint8)
 
 
@@ -163,27 +176,38 @@ def read_keyframe(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, :3], dtype=np.uint8)
 
 
-class _Keyframes(Sequence):
-    """Keyframe mipmaps read on first use; those shallower than the current depth are dropped."""
+Keyframe = str | Path | Callable[[], np.ndarray]
 
-    def __init__(self, paths: Sequence[str | Path]):
-        self.paths = [Path(p) for p in paths]
-        self.cache = {0: mipmap(read_keyframe(self.paths[0]))}
+
+class _Keyframes(Sequence):
+    """Keyframe mipmaps made on first use (from a PNG path, or a function returning the RGB
+    image); those shallower than the current depth are dropped."""
+
+    def __init__(self, sources: Sequence[Keyframe]):
+        self.sources = list(sources)
+        self.cache = {0: mipmap(self._image(0))}
         self.resolution = self.cache[0][0].shape[0]
 
+    def _name(self, k: int) -> str:
+        source = self.sources[k]
+        return getattr(source, "__name__", "an image") if callable(source) else str(source)
+
+    def _image(self, k: int) -> np.ndarray:
+        source = self.sources[k]
+        return source() if callable(source) else read_keyframe(source)
+
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.sources)
 
     def __getitem__(self, k):
         if k not in self.cache:
             for old in [j for j in self.cache if j < k - 2]:
                 del self.cache[old]
-            image = read_keyframe(self.paths[k])
+            image = self._image(k)
             if image.shape[0] != self.resolution:
                 raise ValueError(
-                    f"keyframe {self.paths[k]} is {image.shape[0]}x{image.shape[1]} pixels; "
-                    f"the sequence's keyframes are {self.resolution}x{self.resolution} "
-                    f"(from {self.paths[0]})"
+                    f"keyframe {k} ({self._name(k)}) is {image.shape[0]}x{image.shape[1]} pixels; the "
+                    f"sequence's keyframes are {self.resolution}x{self.resolution} ({self._name(0)})"
                 )
             self.cache[k] = mipmap(image)
         return self.cache[k]
@@ -196,8 +220,9 @@ def _ffmpeg_command(size: int, output: Path) -> list[str]:
     return [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-nostdin", "-v", "error", *raw, *h264, *mp4]
 
 
-def write_zoom_video(keyframe_paths: Sequence[str | Path], factor: float, output_path: str | Path) -> dict:
-    """Encode the zoom through ``keyframe_paths`` (in zoom order) as an H.264 MP4.
+def write_zoom_video(keyframe_paths: Sequence[Keyframe], factor: float, output_path: str | Path) -> dict:
+    """Encode the zoom through ``keyframe_paths`` (in zoom order: PNG paths, or functions
+    that return (R, R, 3) uint8 images) as an H.264 MP4.
 
     Written atomically: on any error no file is left at ``output_path``.
     Returns {"frames", "size", "seconds", "fps"}.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -29,6 +29,7 @@ from trainability.scoring import rank_colour_values
 STRIP_COUNT = 8  # frames shown in a zoom strip
 STRIP_ROW_LENGTH = 4  # more frames than this go on two rows
 STRIP_READ_SIZE = 1024  # frame images are box-averaged down to at most this many pixels a side
+REFERENCE_PER_FRAME = 4096  # quantiles of each frame in a sequence's shared colour scale
 FRAME_MEDIAN_COLOUR = "#2b5d8a"
 FRAME_RANGE_COLOUR = "#9ec3e0"
 SEQUENCE_COLOUR = "black"
@@ -38,18 +39,37 @@ PAPER_COLOUR = "#c0392b"
 # --------------------------------------------------------------------------- frame images
 
 
-def frame_rgb(values: np.ndarray) -> np.ndarray:
+def frame_rgb(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """(R, C, 3) uint8 picture of a landscape, one pixel per grid point, top row first.
 
     Colours as the landscape panels: rank-equalised convergence measure,
-    ``Spectral``, range [-1, 1]. Row 0 of ``values`` (the lowest y) becomes
-    the bottom row of the picture, as ``origin="lower"`` shows it.
+    ``Spectral``, range [-1, 1], ranked among ``values`` themselves or among
+    ``reference`` (a whole sequence's, :func:`sequence_reference`). Row 0 of
+    ``values`` (the lowest y) becomes the bottom row of the picture, as
+    ``origin="lower"`` shows it.
     """
     values = np.asarray(values)
     if values.ndim != 2 or values.size == 0:
         raise ValueError(f"values must be a non-empty 2-D array, got shape {values.shape}")
-    rgba = colormaps[COLOUR_MAP](Normalize(-1, 1)(rank_colour_values(values)), bytes=True)
+    rgba = colormaps[COLOUR_MAP](Normalize(-1, 1)(rank_colour_values(values, reference)), bytes=True)
     return np.ascontiguousarray(rgba[::-1, :, :3])
+
+
+def sequence_reference(frames: Iterable[np.ndarray], per_frame: int = REFERENCE_PER_FRAME) -> np.ndarray:
+    """Values that stand for a whole sequence's, for one colour scale over all its frames:
+    each frame's ``per_frame`` quantiles (every n / per_frame-th of its sorted values), pooled.
+
+    Each frame ranked among its own values alone fills the whole colour range, so the
+    same measure gets other colours in neighbouring frames, and a deeper frame stacked
+    inside a shallower one (the zoom video) shows as a square of other colours.
+    """
+    pooled = []
+    for values in frames:
+        flat = np.sort(np.asarray(values, dtype=np.float64).ravel())
+        pooled.append(flat[:: max(1, flat.size // per_frame)])
+    if not pooled:
+        raise ValueError("a sequence reference needs at least one frame")
+    return np.concatenate(pooled)
 
 
 def save_frame_image(values: np.ndarray, path: str | os.PathLike) -> None:
@@ -175,20 +195,30 @@ def dimension_depth_figure(
     sequence_median: float | None,
     paper_dimension: float | None,
     title: str | None,
+    edges: Sequence[int] | None = None,
+    resolution: int | None = None,
 ) -> Figure:
-    """Each frame's median local slope against its depth, with the frame's spread.
+    """Each frame's median local slope against its depth, with the frame's spread; below,
+    each frame's edge pixels (``edges``), so that a smooth frame shows as such.
 
     Dark error bars span each frame's q25-q75, light bars its min-max; frames
     without finite slopes are left out. The sequence's dimension (median of
-    all slopes of all frames) is a solid line, the paper's a dashed one.
+    all slopes of all frames) is a solid line, the paper's a dashed one. In the
+    lower panel a dotted line marks ``resolution`` edge pixels, about what a
+    straight boundary across a frame makes.
     """
     if len(depths) != len(summaries):
         raise ValueError(
             f"depths and summaries must have one entry per frame, got {len(depths)} and {len(summaries)}"
         )
     shown = [(float(d), s) for d, s in zip(depths, summaries) if s.n_slopes > 0 and _finite(s.median)]
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-    ax = fig.add_subplot()
+    if edges is None:
+        fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = Figure(figsize=(6.4, 5.6), layout="constrained")
+        ax, ax_edges = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
+        _plot_edges(ax_edges, depths, edges, resolution)
     if shown:
         x = np.array([d for d, _ in shown])
         median, q25, q75, low, high = (
@@ -233,7 +263,8 @@ def dimension_depth_figure(
     if _finite(paper_dimension):
         p = float(paper_dimension)
         ax.axhline(p, color=PAPER_COLOUR, linestyle="--", linewidth=1.2, label=f"paper {p:.2f}", zorder=2)
-    ax.set_xlabel("depth (decades of zoom)")
+    if edges is None:
+        ax.set_xlabel("depth (decades of zoom)")
     ax.set_ylabel("box-counting dimension")
     ax.grid(True, color="0.9", linewidth=0.6)
     ax.set_axisbelow(True)
@@ -242,6 +273,21 @@ def dimension_depth_figure(
     if title is not None:
         ax.set_title(title, **TITLE_STYLE)
     return fig
+
+
+def _plot_edges(ax, depths: Sequence[float], edges: Sequence[int], resolution: int | None) -> None:
+    """Each frame's edge pixels against its depth (log scale), the straight-line level dotted."""
+    if len(edges) != len(depths):
+        raise ValueError(f"edges must have one entry per frame, got {len(edges)} for {len(depths)}")
+    counts = np.maximum(np.asarray(edges, dtype=float), 0.5)  # a frame without edges at the bottom
+    ax.semilogy(depths, counts, "o-", color=FRAME_MEDIAN_COLOUR, markersize=3, linewidth=0.8)
+    if resolution:
+        ax.axhline(resolution, color="grey", linestyle=":", linewidth=1, label="a straight boundary")
+        ax.legend(loc="best", fontsize="small")
+    ax.set_ylabel("edge pixels")
+    ax.set_xlabel("depth (decades of zoom)")
+    ax.grid(True, color="0.9", linewidth=0.6)
+    ax.set_axisbelow(True)
 
 
 def save_dimension_depth(
@@ -253,8 +299,12 @@ def save_dimension_depth(
     pdf_path: str | os.PathLike | None,
     png_path: str | os.PathLike | None,
     dpi: float = 150,
+    edges: Sequence[int] | None = None,
+    resolution: int | None = None,
 ) -> Figure:
     """Write the dimension-against-depth figure to PDF and PNG; returns the figure."""
-    fig = dimension_depth_figure(depths, summaries, sequence_median, paper_dimension, title)
+    fig = dimension_depth_figure(
+        depths, summaries, sequence_median, paper_dimension, title, edges, resolution
+    )
     save_figure(fig, (pdf_path, png_path), dpi)
     return fig
