@@ -1,7 +1,7 @@
 """The automatic centre search of a config's zoom sequences, run on its own: where each
 condition's search goes, how rough the boundary is on its way down, and what it costs.
 
-Runs ``trainability.centre.find_centre`` for every experiment of the config with
+Runs ``trainability.boundary.centre.find_centre`` for every experiment of the config with
 ``centre: auto``, with the experiment's own training settings, window, factor and depth
 (as the workflow's ``find_centre`` rule would), on this machine's CPU kernel, and records
 the chosen path's probes (level, depth in decades, edge pixels, roughness), the centre,
@@ -26,8 +26,11 @@ from pathlib import Path
 import torch
 
 from benchmarks import machine, output
-from trainability import centre, grid, io, training
 from trainability import config as tconfig
+from trainability import training
+from trainability.boundary import centre
+from trainability.contract import grid
+from trainability.results import files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,7 +106,7 @@ def main(argv=None) -> int:
     }
     slug = f"centre-{args.config.stem}-{output.slug(info['cpu']['model'])}-{args.threads}t.json"
     path = args.output or ROOT / "benchmarks" / "results" / slug
-    io.write_json(path, report)
+    files.write_json(path, report)
     print(f"wrote {path}")
     return 0
 

@@ -58,7 +58,7 @@ def steps(out: Path, tag: str, dry: bool) -> list[dict]:
         "-p",
         "no:cacheprovider",
     ]
-    selftest = ["trainability.cli", "selftest", "--json", str(out / f"selftest-{tag}.json")]
+    selftest = ["trainability.ops.cli", "selftest", "--json", str(out / f"selftest-{tag}.json")]
     bench = ["benchmarks.run", "--repeats", "1", "--out", str(out / f"{tag}-1024.json")]
     agree = ["benchmarks.label_agreement", "--output", str(out / f"agreement-{tag}.json")]
     opt = ["benchmarks.optimizers", "--output", str(out / f"optimizers-{tag}.json")]

@@ -2,10 +2,10 @@
 
 Every implementation trains the same problem (initial weights, data, per-pixel
 learning rates) for the same number of steps and returns the kernels'
-per-pixel statistics (``trainability.statistics.STAT_FIELDS``), so all are
+per-pixel statistics (``trainability.contract.statistics.STAT_FIELDS``), so all are
 scored by the same code. Implementations that keep whole loss trajectories
 (the alternatives) turn them into statistics with
-``trainability.statistics.stats_from_losses``.
+``trainability.contract.statistics.stats_from_losses``.
 
 ``spec`` is a dict (JSON-serialisable, it crosses a process boundary):
     init_file, steps, x, y (log10 window bounds), resolution, pixels (indices
@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from torch.func import grad_and_value, vmap
 
-from trainability import kernels, selftest
-from trainability.kernels import reference
-from trainability.problem import Problem
-from trainability.statistics import stats_from_losses
+from trainability.contract.problem import Problem
+from trainability.contract.statistics import stats_from_losses
+from trainability.kernels import dispatch, reference
+from trainability.ops import selftest
 
 # name -> (module, function); in the order the benchmark runs them.
 RUNNERS = {
@@ -94,7 +94,7 @@ def available(name: str, device: str) -> tuple[bool, str]:
 
 # --------------------------------------------------------------------- ours
 def run_ours(spec, problem, lrs, kernel="auto"):
-    return kernels.train_pixels(
+    return dispatch.train_pixels(
         problem,
         lrs,
         nonlinearity=spec["nonlinearity"],

@@ -2,7 +2,7 @@
 
 ``jax.jit(jax.vmap(train_step, in_axes=(None, 0, 0, None, None)))`` with
 donated buffers, a Python loop over steps, the losses stacked at the end and
-scored by ``trainability.statistics.stats_from_losses``. Only the lr_vs_lr,
+scored by ``trainability.contract.statistics.stats_from_losses``. Only the lr_vs_lr,
 full-batch, 'loss' readout branch of the notebook is kept (the one
 benchmarked). jax is optional: without it this module imports, and
 ``benchmarks.impls.available`` says why it cannot run.
@@ -16,7 +16,7 @@ import importlib.util
 import numpy as np
 
 from benchmarks.impls import chunks
-from trainability.statistics import stats_from_losses
+from trainability.contract.statistics import stats_from_losses
 
 # JAX compiles per array shape, and the shapes here include the step count (the
 # split keys, the stacked losses: ~10 s to compile 1000-way stacking on a busy

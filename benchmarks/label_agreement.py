@@ -26,8 +26,11 @@ import numpy as np
 import torch
 
 from benchmarks import machine, output
-from trainability import config, grid, kernels, problem, scoring, training
-from trainability.agreement import same_bits
+from trainability import config, training
+from trainability.boundary import scoring
+from trainability.contract import grid, problem
+from trainability.kernels import dispatch
+from trainability.kernels.agreement import same_bits
 
 WINDOWS = ("paraminit", "tanh")
 
@@ -38,7 +41,8 @@ def train_window(exp: dict, resolution: int, kernel: str, device: str) -> dict[s
     shared = problem.build_problem(settings["model"], settings["data"], settings["training"])
     ps = exp["phase_space"]
     x, y = grid.pixel_coordinates((ps["x"], ps["y"]), resolution, 0, resolution**2)
-    return training.train_points(shared, settings, x, y, device=kernels.resolve_device(device), kernel=kernel)
+    device = dispatch.resolve_device(device)
+    return training.train_points(shared, settings, x, y, device=device, kernel=kernel)
 
 
 def main(argv=None):
@@ -64,7 +68,7 @@ def main(argv=None):
         for kernel, device in pairs:
             began = time.monotonic()
             stats = train_window(exp, args.resolution, kernel, device)
-            record = kernels.arithmetic(kernel, device)
+            record = dispatch.arithmetic(kernel, device)
             runs[f"{kernel}:{device}"] = (stats, record, time.monotonic() - began)
         (ref_name, (ref, _, _)), *others = runs.items()
         ref_labels = scoring.trainable("convergence", scoring.convergence_measure(ref))

@@ -2,7 +2,7 @@
 
 A config must not get slower because it asks for momentum or Adam: the update is
 O(weights) per step against O(N x weights) for the passes. Trains the benchmark problem
-(``trainability.selftest``: tanh, width 16, N = 272) on the same pixels with gd, momentum
+(``trainability.ops.selftest``: tanh, width 16, N = 272) on the same pixels with gd, momentum
 and adam, alternating the order between repeats (the ratio is then robust to a machine
 that others load), and keeps the best time of each.
 
@@ -25,8 +25,10 @@ from pathlib import Path
 import torch
 
 from benchmarks import machine, output
-from trainability import io, kernels, optimizers, selftest
-from trainability.kernels import c_cpu
+from trainability.contract import optimizers
+from trainability.kernels import c_cpu, dispatch
+from trainability.ops import selftest
+from trainability.results import files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +44,7 @@ def measure(resolution: int, steps: int, repeats: int, threads: int, device: str
         for name in names if repeat % 2 == 0 else names[::-1]:
             params = optimizers.pixel_parameters(name, {}, lrs.shape[0])
             began = time.perf_counter()
-            kernels.train_pixels(
+            dispatch.train_pixels(
                 problem,
                 lrs,
                 None,
@@ -108,7 +110,7 @@ def main(argv=None) -> int:
         args.output
         or ROOT / "benchmarks/results" / f"optimizers-cpu-{output.slug(cpu['model'])}-{args.threads}t.json"
     )
-    io.write_json(path, report)
+    files.write_json(path, report)
     for name, row in report["optimizers"].items():
         rate, ratio = row["pixel_steps_per_s"], row["speed_relative_to_gd"]
         print(f"{name:9s} {rate:10.0f} pixel-steps/s  {ratio:.3f} x gd")

@@ -27,21 +27,19 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import impls, machine, output, peaks  # noqa: E402
-from trainability import kernels, selftest  # noqa: E402
-from trainability.agreement import (  # noqa: E402
+from benchmarks import impls, machine, output, peaks
+from trainability.boundary.scoring import convergence_measure
+from trainability.contract.problem import flops_per_pixel_step
+from trainability.kernels import dispatch
+from trainability.kernels.agreement import (
     away_from_boundary,
     check_agreement,
     perturbed_learning_rates,
     stable_pixels,
 )
-from trainability.problem import flops_per_pixel_step  # noqa: E402
-from trainability.scoring import convergence_measure  # noqa: E402
+from trainability.ops import selftest
 
+ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = "trainability-benchmark/2"
 DEFAULT_INIT = selftest.INIT_FILE
 # A window straddling the tanh full-batch boundary (log10 learning rates of
@@ -126,7 +124,7 @@ def stable_mask(args, problem, ours: dict, dtype: str) -> np.ndarray:
     lrs = impls.grid_learning_rates({"resolution": args.resolution, "x": args.x, "y": args.y})
     tested = impls.subset_indices(n_total, args.stability_pixels)
     perturbed = [
-        kernels.train_pixels(
+        dispatch.train_pixels(
             problem,
             lp,
             nonlinearity="tanh",

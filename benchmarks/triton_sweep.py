@@ -32,10 +32,11 @@ import torch  # noqa: E402
 
 from benchmarks import impls, machine  # noqa: E402
 from benchmarks.output import slug  # noqa: E402
-from trainability import selftest  # noqa: E402
-from trainability.agreement import compare_pixels, perturbed_learning_rates, same_bits, stable_pixels  # noqa: E402
-from trainability.kernels import train_pixels, triton_gpu  # noqa: E402
-from trainability.problem import as_problem  # noqa: E402
+from trainability.contract.problem import as_problem
+from trainability.kernels import triton_gpu
+from trainability.kernels.agreement import compare_pixels, perturbed_learning_rates, same_bits, stable_pixels
+from trainability.kernels.dispatch import train_pixels
+from trainability.ops import selftest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = "trainability-triton-sweep/1"

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from benchmarks import impls
-from trainability import kernels
+from trainability.kernels import dispatch
 
 
 def _status_bytes(field: str) -> int | None:
@@ -101,7 +101,7 @@ def main(spec_path: str, out_prefix: str) -> None:
         peak = getattr(module, "device_peak_bytes", torch.cuda.max_memory_allocated)
         result["device_peak_bytes"] = int(peak())
     if impl in ("ours", "ours_torch"):
-        result["kernel"] = kernels.select_kernel(
+        result["kernel"] = dispatch.select_kernel(
             problem, spec["dtype"], spec["device"], "auto" if impl == "ours" else "torch"
         )
     np.savez(out_prefix + ".npz", **{k: np.asarray(v) for k, v in stats.items()})

@@ -8,7 +8,7 @@ import sys
 import matplotlib.image as mpimg
 from matplotlib.figure import Figure
 
-from trainability.io import atomic_path
+from trainability.results.files import atomic_path
 
 
 def main(ours_path: str, out_path: str, paper_path: str = "docs/paper_figure1.png") -> None:

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from trainability.problem import as_problem
-from trainability.scoring import convergence_measure
-from trainability.statistics import STAT_FIELDS
+from trainability.boundary.scoring import convergence_measure
+from trainability.contract.problem import as_problem
+from trainability.contract.statistics import STAT_FIELDS
 
 
 def make_problem(depth=2, width=6, N=9, d_out=1, seed=0, minibatch=None, steps=40):

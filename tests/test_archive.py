@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainability import archive, provenance
-from trainability.cli import main as cli_main
+from trainability.ops.cli import main as cli_main
+from trainability.results import archive, provenance
 from workflow_helpers import TINY_CONFIG, planned_jobs, prepare_workdir, snakemake
 
 NAME = "tanh_small"
@@ -334,7 +334,7 @@ def test_verify_rejects_crafted_archives_before_reading_them(tmp_path, members, 
     assert not Path("/evil").exists()
     # The command says FAILED with the reason and exits 1.
     out = subprocess.run(
-        [sys.executable, "-m", "trainability.cli", "verify-archive", str(tarball)],
+        [sys.executable, "-m", "trainability.ops.cli", "verify-archive", str(tarball)],
         capture_output=True,
         text=True,
     )

@@ -10,23 +10,21 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks import impls, label_agreement, peaks  # noqa: E402
-from trainability.agreement import (  # noqa: E402
+from benchmarks import impls, label_agreement, peaks
+from trainability.kernels import c_cpu
+from trainability.kernels.agreement import (
     away_from_boundary,
     check_agreement,
     compare_pixels,
     perturbed_learning_rates,
     stable_pixels,
 )
-from trainability.kernels import c_cpu, train_pixels  # noqa: E402
+from trainability.kernels.dispatch import train_pixels
+from workflow_helpers import REPO as ROOT
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
 ROW_KEYS = {

@@ -1,4 +1,4 @@
-"""The automatic zoom centre (trainability.centre) on landscapes whose boundary is known exactly."""
+"""The automatic zoom centre (trainability.boundary.centre) on landscapes whose boundary is known exactly."""
 
 import math
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from landscapes import KOCH_D, circle, snowflake, takagi
-from trainability import centre, grid, pilots
-from trainability.dimension import edge_map, fractal_dimension
+from trainability.boundary import centre, pilots
+from trainability.boundary.box_counting import edge_map, fractal_dimension
+from trainability.contract import grid
 
 WINDOW = ((-3.0, 6.0), (-3.0, 6.0))
 

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainability import centre, config, dimension, grid, training
+from trainability import config, training
+from trainability.boundary import box_counting, centre
+from trainability.contract import grid
 from workflow_helpers import REPO
 
 pytestmark = pytest.mark.slow
@@ -42,8 +44,8 @@ def test_every_frame_from_two_decades_down_is_rough(name, monkeypatch):
         xs, ys = np.linspace(x_lo, x_hi, RESOLUTION), np.linspace(y_lo, y_hi, RESOLUTION)
         gx, gy = np.meshgrid(xs, ys)
         labels = converged(gx.ravel(), gy.ravel()).reshape(gx.shape)
-        edge_map = dimension.edge_map(np.where(labels, -1.0, 1.0))
-        medians.append(dimension.fractal_dimension([edge_map]).median)
+        edge_map = box_counting.edge_map(np.where(labels, -1.0, 1.0))
+        medians.append(box_counting.fractal_dimension([edge_map]).median)
         edges.append((grid.depth_decades(FACTOR, frame), int(edge_map.sum())))
     assert np.median(medians) >= BARS[name], (medians, edges)
     # From 3 decades down every frame holds many times the boundary of a straight line

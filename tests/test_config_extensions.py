@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from test_config import DELETE, GOOD, problems_of, with_change
-from trainability import uncertainty
+from trainability.boundary import uncertainty
 from trainability.config import validate_config
 from workflow_helpers import REPO, TINY_CONFIG, prepare_workdir, snakemake
 

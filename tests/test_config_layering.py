@@ -12,7 +12,6 @@ from collections import Counter
 import pytest
 import yaml
 
-from trainability import io
 from trainability.config import (
     ConfigError,
     base_files,
@@ -21,6 +20,7 @@ from trainability.config import (
     load_config,
     validate_config,
 )
+from trainability.results import files
 from workflow_helpers import (
     JOB_HEADER,
     REPO,
@@ -392,7 +392,7 @@ def test_jobs_run_with_the_layered_config(tmp_path):
     config = {"base": "base.yaml", "all_experiments": {"grid": {"resolution": 6, "shard_size": 20}}}
     workdir = prepare_workdir(tmp_path, config)
     snakemake(workdir, "results/small/frame0/grid.h5")
-    _, attrs = io.read_h5(workdir / "results/small/frame0/grid.h5", [])
+    _, attrs = files.read_h5(workdir / "results/small/frame0/grid.h5", [])
     assert (attrs["resolution"], attrs["shard_size"], attrs["n_shards"]) == (6, 20, 2)
 
 
@@ -416,7 +416,7 @@ def test_a_cluster_job_sees_the_same_experiments(tmp_path):
     )
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    _, attrs = io.read_h5(workdir / "results/tanh/frame0/shards/shard1.h5", [])
+    _, attrs = files.read_h5(workdir / "results/tanh/frame0/shards/shard1.h5", [])
     # 6 x 6 pixels in shards of 20: the second shard holds pixels 20..35.
     assert (attrs["first_pixel"], attrs["n_pixels"]) == (20, 16)
     assert attrs["training"]["model"]["width"] == 4

@@ -7,7 +7,7 @@ import pytest
 
 from test_config import GOOD, problems_of, with_change
 from trainability.config import LIMITS, validate_config
-from trainability.grid import MAX_FRAMES
+from trainability.contract.grid import MAX_FRAMES
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_frames_beyond_the_cap_are_refused_and_a_given_centre_may_zoom_slowly():
     message = problems_of(with_change("zoom", zoom))
     assert message == (
         f"experiments.exp.zoom.frames: {MAX_FRAMES + 44} frames are more than a sequence may have "
-        f"(trainability.grid.MAX_FRAMES = {MAX_FRAMES}); allowed: 1..{MAX_FRAMES}"
+        f"(trainability.contract.grid.MAX_FRAMES = {MAX_FRAMES}); allowed: 1..{MAX_FRAMES}"
     )
     slow = validate_config(with_change("zoom", {"frames": 10, "factor": 1.0000001}))["exp"]["zoom"]
     assert slow["frames"] == 10

@@ -1,4 +1,4 @@
-"""Tests for trainability.dimension: edge maps and box counting on shapes of known dimension."""
+"""Tests for trainability.boundary.box_counting: edge maps and box counting on shapes of known dimension."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from trainability.dimension import (
+from trainability.boundary.box_counting import (
     BoxCount,
     DimensionEstimate,
     box_count,

@@ -11,7 +11,11 @@ import torch
 import yaml
 
 from trainability import config as tconfig
-from trainability import estimators, io, line_dimension, numerics, one_dimensional, training, uncertainty
+from trainability import training
+from trainability.boundary import line_dimension, uncertainty
+from trainability.contract import numerics
+from trainability.kernels import quadratic_cosine
+from trainability.results import files
 from workflow_helpers import REPO, planned_jobs, prepare_workdir, read_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -32,7 +36,7 @@ def resolved(workdir):
 
 
 def grid_stats(workdir, name):
-    return io.read_h5(workdir / f"results/{name}/frame0/grid.h5", ["diverged_step", "sum_u", "x", "y"])
+    return files.read_h5(workdir / f"results/{name}/frame0/grid.h5", ["diverged_step", "sum_u", "x", "y"])
 
 
 def test_every_experiment_runs_through_the_same_rules(ext_run):
@@ -74,20 +78,20 @@ def test_per_pixel_draws_do_not_depend_on_the_sharding(ext_run):
 
 
 def test_the_one_dimensional_control_is_labelled_by_divergence(ext_run):
-    scores, _ = io.read_h5(ext_run / "results/liu/frame0/scores.h5", ["bounded", "trainable"])
-    stats, _ = io.read_h5(ext_run / "results/liu/frame0/grid.h5", ["diverged_step", "x", "y"])
+    scores, _ = files.read_h5(ext_run / "results/liu/frame0/scores.h5", ["bounded", "trainable"])
+    stats, _ = files.read_h5(ext_run / "results/liu/frame0/grid.h5", ["diverged_step", "x", "y"])
     np.testing.assert_array_equal(scores["trainable"].astype(bool), stats["diverged_step"] < 0)
     # Learning rate 10**x against amplitude 10**y at wavelength 0.1, straight from the model.
     x, y = np.meshgrid(numerics.pow10(stats["x"]), numerics.pow10(stats["y"]))
-    direct = one_dimensional.train(x.ravel(), y.ravel(), np.full(x.size, 0.1), form="additive", steps=1000)
+    direct = quadratic_cosine.train(x.ravel(), y.ravel(), np.full(x.size, 0.1), form="additive", steps=1000)
     np.testing.assert_array_equal(direct["diverged_step"].reshape(x.shape), stats["diverged_step"])
 
 
 def test_the_line_dimension_is_liu_estimator_of_the_line(ext_run):
     result = json.loads((ext_run / "results/liu/line_dimension.json").read_text())
     spec = resolved(ext_run)["liu"]["line"]
-    x = numerics.pow10(estimators.line_points(spec))
-    stats = one_dimensional.train(x, np.full(x.size, 0.2), np.full(x.size, 0.1), form="additive", steps=1000)
+    x = numerics.pow10(training.line_points(spec))
+    stats = quadratic_cosine.train(x, np.full(x.size, 0.2), np.full(x.size, 0.1), form="additive", steps=1000)
     expected = line_dimension.fit(stats["diverged_step"] < 0)
     assert result["counts"] == list(expected.counts) and result["dimension"] == pytest.approx(
         expected.dimension

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
-from trainability import cluster, integrity, io, statistics
+from trainability.contract import statistics
+from trainability.ops import cluster
+from trainability.results import files, integrity
 from workflow_helpers import TINY_CONFIG, planned_jobs, prepare_workdir, snakemake, snakemake_command
 
 SHARDS = "results/tanh_small/frame0/shards"
@@ -75,7 +77,7 @@ def test_truncation_is_detected(tmp_path, chunked):
 def test_a_damaged_compressed_grid_is_detected(tmp_path):
     """grid.h5 and scores.h5 are chunked and gzip-compressed: the last chunk must decompress."""
     path = tmp_path / "grid.h5"
-    io.write_h5(path, {name: np.random.default_rng(0).random((96, 96)) for name in statistics.STAT_FIELDS})
+    files.write_h5(path, {name: np.random.default_rng(0).random((96, 96)) for name in statistics.STAT_FIELDS})
     assert integrity.structure_problem(path, statistics.STAT_FIELDS, (96, 96)) is None
     assert "expected (97, 97)" in integrity.structure_problem(path, statistics.STAT_FIELDS, (97, 97))
     data = bytearray(path.read_bytes())
@@ -250,17 +252,17 @@ def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
         (originals / name).write_bytes(data)
     for name in damaged:  # remade: the same numbers
         assert_same_data(shards[name], originals / name)
-    undisturbed, _ = io.merge_shards(
+    undisturbed, _ = files.merge_shards(
         [originals / f"shard{i}.h5" for i in range(4)], statistics.STAT_FIELDS, 12, 40
     )
-    merged, _ = io.read_h5(workdir / GRID, statistics.STAT_FIELDS)
+    merged, _ = files.read_h5(workdir / GRID, statistics.STAT_FIELDS)
     for name in statistics.STAT_FIELDS:
         assert merged[name].tobytes() == undisturbed[name].tobytes(), name
 
     # Damage after the frame was merged: the damage made the shard newer than the frame,
     # so Snakemake merges again; the shard is moved aside and remade first, and the
     # frame comes out the same. Nothing else is recomputed.
-    grid_before, _ = io.read_h5(workdir / GRID, statistics.STAT_FIELDS)
+    grid_before, _ = files.read_h5(workdir / GRID, statistics.STAT_FIELDS)
     shards["shard3.h5"].write_bytes(shards["shard3.h5"].read_bytes()[:500])
     result = snakemake(workdir, GRID)
     output = result.stdout + result.stderr
@@ -268,7 +270,7 @@ def test_a_damaged_shard_is_moved_aside_and_remade(tmp_path):
     jobs = sorted((rule, wc.get("shard")) for rule, wc in planned_jobs_from(output))
     assert jobs == [("merge", None), ("train_shard", "3")]
     assert_same_data(shards["shard3.h5"], originals / "shard3.h5")
-    grid_after, _ = io.read_h5(workdir / GRID, statistics.STAT_FIELDS)
+    grid_after, _ = files.read_h5(workdir / GRID, statistics.STAT_FIELDS)
     assert all(grid_after[n].tobytes() == grid_before[n].tobytes() for n in statistics.STAT_FIELDS)
     assert len(list((workdir / SHARDS).glob("*.corrupt-*"))) == 3
     # Nothing left to repair, no further warning.
@@ -312,7 +314,8 @@ def test_an_injected_failure_is_reported_with_its_log_and_other_shards_are_kept(
     assert "test fault injection: shard tanh_small:0:2 fails" in output  # the log, shown
     assert "test fault injection" in (workdir / "logs/tanh_small/frame0/shards/shard2.log").read_text()
     for shard in (0, 1, 3):
-        io.check_shard(workdir / SHARDS / f"shard{shard}.h5", statistics.STAT_FIELDS, 40 if shard < 3 else 24)
+        n_pixels = 40 if shard < 3 else 24
+        files.check_shard(workdir / SHARDS / f"shard{shard}.h5", statistics.STAT_FIELDS, n_pixels)
     assert not (workdir / SHARDS / "shard2.h5").exists()
     assert not (workdir / GRID).exists()
     # Without the injection only the failed shard (and the merge) remain to do.
@@ -364,7 +367,7 @@ def test_unset_profile_variables_are_named_before_anything_runs(tmp_path):
     assert "train_shard" in ok.stdout + ok.stderr
 
 
-# ----------------------------------------------------------------- trainability.cluster (no cluster needed)
+# ------------------------------------------------------------ trainability.ops.cluster (no cluster needed)
 
 
 def test_unset_variables_are_found_in_default_and_rule_resources(monkeypatch):

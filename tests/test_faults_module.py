@@ -1,8 +1,8 @@
-"""trainability.faults: the test-only failures and delays of shard jobs, without Snakemake."""
+"""trainability.ops.faults: the test-only failures and delays of shard jobs, without Snakemake."""
 
 import pytest
 
-from trainability import faults
+from trainability.ops import faults
 
 
 class Clock:
@@ -34,7 +34,7 @@ def test_a_listed_shard_fails_naming_itself_and_the_variable():
 
 def test_a_listed_shard_sleeps_the_given_seconds(caplog):
     clock = Clock()
-    with caplog.at_level("INFO", logger="trainability.faults"):
+    with caplog.at_level("INFO", logger="trainability.ops.faults"):
         faults.inject("tanh", 0, 2, environ={faults.SLOW: "tanh:0:2=1.5,relu:0:2=9"}, sleep=clock)
     assert clock.slept == [1.5]
     assert "test fault injection: sleeping 1.5 s" in caplog.text  # what test_slurm.py waits for

@@ -1,4 +1,4 @@
-"""Tests for trainability.figures and .tables: tick labels, landscapes, panels, tables, file writing."""
+"""trainability.figures.landscapes and .tables: tick labels, landscapes, panels, tables, files."""
 
 from __future__ import annotations
 
@@ -12,19 +12,18 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from trainability.dimension import edge_map, fractal_dimension
-from trainability.figures import (
+from trainability.boundary.box_counting import edge_map, fractal_dimension
+from trainability.boundary.scoring import rank_colour_values
+from trainability.figures.landscapes import (
     axis_labels,
+    boxcount_figure,
     extreme_tick_labels,
     landscape_figure,
     panel_title,
-    save_boxcount_plot,
-    save_landscape,
-    save_six_panel,
     six_panel_figure,
 )
-from trainability.scoring import rank_colour_values
-from trainability.tables import dimension_table, write_dimension_table
+from trainability.figures.style import save_figure
+from trainability.figures.tables import dimension_table, write_dimension_table
 
 PDF_MAGIC = b"%PDF-"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -163,10 +162,13 @@ def test_colour_map_properties_on_a_landscape():
     assert np.all((np.abs(c) >= 0.25) & (np.abs(c) <= 1.0))
 
 
-def test_save_landscape_writes_valid_files(tmp_path):
+def test_a_landscape_is_written_as_valid_files(tmp_path):
     pdf, png = tmp_path / "sub" / "land.pdf", tmp_path / "sub" / "land.png"
-    fig = save_landscape(
-        synthetic_landscape(32, 1, 1), (0.0, 1.0), (2.0, 3.0), "paraminit_vs_lr", "t", pdf, png, dpi=60
+    fig = save_figure(
+        landscape_figure(synthetic_landscape(32, 1, 1), (0.0, 1.0), (2.0, 3.0), "paraminit_vs_lr", "t"),
+        pdf,
+        png,
+        dpi=60,
     )
     assert isinstance(fig, Figure)
     assert pdf.read_bytes().startswith(PDF_MAGIC)
@@ -181,18 +183,18 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Figure, "savefig", explode)
     with pytest.raises(RuntimeError):
-        save_landscape(np.ones((4, 4)), (0, 1), (0, 1), "lr_vs_lr", None, tmp_path / "a.pdf", None)
+        save_figure(landscape_figure(np.ones((4, 4)), (0, 1), (0, 1), "lr_vs_lr"), tmp_path / "a.pdf", None)
     assert list(tmp_path.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- box counting plot
 
 
-def test_save_boxcount_plot(tmp_path):
+def test_boxcount_plot_is_written(tmp_path):
     frames = [edge_map(synthetic_landscape(128, k, 2)) for k in range(3)]
     frames.append(np.zeros((128, 128), dtype=bool))  # counts of 0 must not break the plot
     estimate = fractal_dimension(frames)
-    fig = save_boxcount_plot(estimate, tmp_path / "bc.pdf", tmp_path / "bc.png")
+    fig = save_figure(boxcount_figure(estimate), tmp_path / "bc.pdf", tmp_path / "bc.png")
     assert (tmp_path / "bc.pdf").read_bytes().startswith(PDF_MAGIC)
     assert (tmp_path / "bc.png").read_bytes().startswith(PNG_MAGIC)
     ax_count, ax_slope = fig.axes
@@ -218,7 +220,7 @@ def test_six_panel_layout_and_files(tmp_path):
     panels = six_synthetic_panels()
     panels[0]["dimension"] = 1.23
     pdf, png = tmp_path / "six.pdf", tmp_path / "six.png"
-    fig = save_six_panel(panels, pdf, png)
+    fig = save_figure(six_panel_figure(panels), pdf, png)
     assert pdf.read_bytes().startswith(PDF_MAGIC)
     assert png.read_bytes().startswith(PNG_MAGIC)
     axes = fig.axes
@@ -337,5 +339,5 @@ def test_write_dimension_table(tmp_path):
 def test_boxcount_plot_of_a_frame_without_boundary(tmp_path):
     """A frame where every pixel trains has zero counts everywhere: the plot must still be made."""
     estimate = fractal_dimension([edge_map(-np.ones((12, 12)))])
-    save_boxcount_plot(estimate, tmp_path / "b.pdf", tmp_path / "b.png")
+    save_figure(boxcount_figure(estimate), tmp_path / "b.pdf", tmp_path / "b.png")
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"

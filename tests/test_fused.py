@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from kernel_helpers import assert_triton_matches_torch, make_problem
-from trainability import kernels
-from trainability.agreement import perturbed_learning_rates, stable_pixels
-from trainability.kernels import KernelUnsupported, c_cpu, select_kernel, train_pixels, triton_gpu
-from trainability.problem import per_layer_learning_rates
-from trainability.scoring import convergence_measure
-from trainability.statistics import FLOAT_FIELDS, STAT_FIELDS
+from trainability.boundary.scoring import convergence_measure
+from trainability.contract.problem import per_layer_learning_rates
+from trainability.contract.statistics import FLOAT_FIELDS, STAT_FIELDS
+from trainability.kernels import c_cpu, dispatch, triton_gpu
+from trainability.kernels.agreement import perturbed_learning_rates, stable_pixels
+from trainability.kernels.dispatch import KernelUnsupported, select_kernel, train_pixels
 
 HAS_TRITON = triton_gpu.triton_source is not None
 CPU = torch.device("cpu")
@@ -181,14 +181,14 @@ def test_an_explicit_kernel_that_cannot_run_is_a_config_problem(monkeypatch):
         "data": {"size": 5, "target_dim": 1, "seed": 0},
         "training": {"steps": 3, "batch": "full", "dtype": "float64"},
     }
-    problems = kernels.config_problems({"narrow": exp}, "fused", ["cpu", "cuda"])
+    problems = dispatch.config_problems({"narrow": exp}, "fused", ["cpu", "cuda"])
     assert len(problems) == 1
     assert problems[0].startswith("kernel: 'fused' cannot run experiments.narrow on cuda")
     assert "powers of two >= 16" in problems[0] and "allowed: auto" in problems[0]
-    assert kernels.config_problems({"narrow": exp}, "auto", ["cpu", "cuda"]) == []
-    assert kernels.config_problems({"narrow": exp}, "torch", ["cpu", "cuda"]) == []
+    assert dispatch.config_problems({"narrow": exp}, "auto", ["cpu", "cuda"]) == []
+    assert dispatch.config_problems({"narrow": exp}, "torch", ["cpu", "cuda"]) == []
     f32 = dict(exp, training={**exp["training"], "dtype": "float32"})
-    (problem,) = kernels.config_problems({"f32": f32}, "fused", ["cpu"])
+    (problem,) = dispatch.config_problems({"f32": f32}, "fused", ["cpu"])
     assert "experiments.f32 on cpu" in problem and "float64 only" in problem
 
 
@@ -197,8 +197,9 @@ import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 from kernel_helpers import make_problem
-from trainability.kernels import train_pixels, triton_gpu
-from trainability.problem import per_layer_learning_rates
+from trainability.kernels import triton_gpu
+from trainability.kernels.dispatch import train_pixels
+from trainability.contract.problem import per_layer_learning_rates
 out = {}
 x = np.array([0.05, 2.0, 8.0, 40.0]); y = np.array([0.1, 3.0, 30.0, 40.0])
 cases = [("tanh", "float64", None, "lr_vs_lr", "every_step", False),

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from kernel_helpers import make_problem
-from trainability import numerics
+from trainability.boundary.scoring import convergence_measure
+from trainability.contract import numerics
+from trainability.contract.problem import per_layer_learning_rates
+from trainability.contract.statistics import STAT_FIELDS
 from trainability.kernels import c_cpu
-from trainability.problem import per_layer_learning_rates
-from trainability.scoring import convergence_measure
-from trainability.statistics import STAT_FIELDS
 
 pytestmark = pytest.mark.skipif(c_cpu.find_compiler() is None, reason="no C compiler (gcc/cc/$CC)")
 

@@ -15,13 +15,13 @@ import pytest
 import torch
 
 from kernel_helpers import make_problem
-from trainability import kernels
-from trainability.agreement import perturbed_learning_rates, same_bits, stable_pixels
-from trainability.kernels import KernelUnsupported, c_cpu, reference
-from trainability.optimizers import OPTIMIZERS
-from trainability.problem import Problem, per_layer_learning_rates
-from trainability.scoring import convergence_measure
-from trainability.statistics import FLOAT_FIELDS
+from trainability.boundary.scoring import convergence_measure
+from trainability.contract.optimizers import OPTIMIZERS
+from trainability.contract.problem import Problem, per_layer_learning_rates
+from trainability.contract.statistics import FLOAT_FIELDS
+from trainability.kernels import c_cpu, dispatch, reference
+from trainability.kernels.agreement import perturbed_learning_rates, same_bits, stable_pixels
+from trainability.kernels.dispatch import KernelUnsupported
 
 CPU = torch.device("cpu")
 needs_c = pytest.mark.skipif(
@@ -150,7 +150,7 @@ def test_results_do_not_depend_on_chunks_threads_or_neighbours(optimizer):
         part = c_cpu.train(problem, lrs[rows], offsets[rows], optimizer_params=pick(params, rows), **kw)
         assert same_bits(part, pick(whole, rows)).all(), rows
     # through the dispatcher, as a shard of the frame
-    part = kernels.train_pixels(
+    part = dispatch.train_pixels(
         problem,
         lrs[40:47],
         offsets[40:47],
@@ -243,7 +243,7 @@ def test_per_pixel_problems_are_refused_with_the_reason(kinds):
     assert "torch kernel" in reason
     assert "per-pixel" not in (c_cpu.unsupported(make_problem(), "float64", CPU) or "")
     with pytest.raises(KernelUnsupported, match="per-pixel randomness"):
-        kernels.backend(problem, "float64", "cpu", "fused")
+        dispatch.backend(problem, "float64", "cpu", "fused")
     lrs, _ = per_layer_learning_rates(X_LR[:4], Y_LR[:4], "lr_vs_lr", 2)
     with pytest.raises(ValueError, match="per-pixel randomness"):
         c_cpu.train(problem, lrs, None, nonlinearity="tanh", steps=2, offset_mode="every_step")

@@ -1,15 +1,15 @@
-"""Atomic writes and shard checks of trainability.io."""
+"""Atomic writes and shard checks of trainability.results.files."""
 
 import h5py
 import numpy as np
 import pytest
 
-from trainability import io
+from trainability.results import files
 
 
 def test_atomic_path_renames_on_success(tmp_path):
     target = tmp_path / "sub" / "out.h5"
-    with io.atomic_path(target) as tmp:
+    with files.atomic_path(target) as tmp:
         assert tmp.parent == target.parent and tmp.suffix == ".h5" and tmp != target
         tmp.write_bytes(b"data")
         assert not target.exists()
@@ -19,10 +19,10 @@ def test_atomic_path_renames_on_success(tmp_path):
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "grid.h5"
-    io.write_h5(target, {"a": np.arange(3.0)})
+    files.write_h5(target, {"a": np.arange(3.0)})
     before = target.read_bytes()
     with pytest.raises(TypeError):
-        io.write_h5(target, {"a": np.arange(3.0), "b": np.array([object()])})
+        files.write_h5(target, {"a": np.arange(3.0), "b": np.array([object()])})
     assert target.read_bytes() == before
     assert list(tmp_path.iterdir()) == [target]
 
@@ -30,10 +30,10 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 def test_write_h5_is_deterministic_and_carries_scales(tmp_path):
     data = {"m": np.arange(80 * 80, dtype=float).reshape(80, 80)}
     scales = {"x": ("log10 x", np.linspace(0, 1, 80)), "y": ("log10 y", np.linspace(1, 2, 80))}
-    io.write_h5(tmp_path / "a.h5", data, {"cfg": {"k": [1, 2]}}, scales)
-    io.write_h5(tmp_path / "b.h5", data, {"cfg": {"k": [1, 2]}}, scales)
+    files.write_h5(tmp_path / "a.h5", data, {"cfg": {"k": [1, 2]}}, scales)
+    files.write_h5(tmp_path / "b.h5", data, {"cfg": {"k": [1, 2]}}, scales)
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
-    read, attrs = io.read_h5(tmp_path / "a.h5")
+    read, attrs = files.read_h5(tmp_path / "a.h5")
     assert attrs["cfg"] == {"k": [1, 2]}
     np.testing.assert_array_equal(read["m"], data["m"])
     with h5py.File(tmp_path / "a.h5") as h5:
@@ -42,17 +42,17 @@ def test_write_h5_is_deterministic_and_carries_scales(tmp_path):
 
 def test_merge_rejects_truncated_missing_and_misplaced_shards(tmp_path):
     fields = ["v"]
-    io.write_h5(tmp_path / "s0.h5", {"v": np.zeros(4)}, {"first_pixel": 0})
-    io.write_h5(tmp_path / "s1.h5", {"v": np.ones(4)}, {"first_pixel": 4})
-    io.write_h5(tmp_path / "s2.h5", {"v": np.full(1, 2.0)}, {"first_pixel": 8})
+    files.write_h5(tmp_path / "s0.h5", {"v": np.zeros(4)}, {"first_pixel": 0})
+    files.write_h5(tmp_path / "s1.h5", {"v": np.ones(4)}, {"first_pixel": 4})
+    files.write_h5(tmp_path / "s2.h5", {"v": np.full(1, 2.0)}, {"first_pixel": 8})
     shards = [tmp_path / f"s{i}.h5" for i in range(3)]
-    merged, _ = io.merge_shards(shards, fields, 3, 4)
+    merged, _ = files.merge_shards(shards, fields, 3, 4)
     np.testing.assert_array_equal(merged["v"], [[0, 0, 0], [0, 1, 1], [1, 1, 2]])
     with pytest.raises(ValueError, match="3 shards expected, got 2"):
-        io.merge_shards(shards[:2], fields, 3, 4)
+        files.merge_shards(shards[:2], fields, 3, 4)
     with pytest.raises(ValueError, match="starts at pixel 0, expected 4"):
-        io.merge_shards([shards[0], shards[0], shards[2]], fields, 3, 4)
+        files.merge_shards([shards[0], shards[0], shards[2]], fields, 3, 4)
     raw = shards[1].read_bytes()
     shards[1].write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ValueError, match="unreadable or incomplete"):
-        io.merge_shards(shards, fields, 3, 4)
+        files.merge_shards(shards, fields, 3, 4)

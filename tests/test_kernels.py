@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from kernel_helpers import make_problem
-from trainability.kernels import reference, train_pixels
+from trainability.contract.problem import per_layer_learning_rates
+from trainability.contract.statistics import STAT_FIELDS
+from trainability.kernels import reference
+from trainability.kernels.dispatch import train_pixels
 from trainability.kernels.torch_batched import _Block
-from trainability.problem import per_layer_learning_rates
-from trainability.statistics import STAT_FIELDS
 
 
 def test_reference_network_is_the_mean_field_formula():

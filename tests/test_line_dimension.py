@@ -1,4 +1,4 @@
-"""Tests for trainability.line_dimension: Liu's change-count dimension on labels built to have it."""
+"""Tests for trainability.boundary.line_dimension: Liu's change-count dimension on labels built to have it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from trainability.line_dimension import LineDimension, change_counts, fit
+from trainability.boundary.line_dimension import LineDimension, change_counts, fit
 
 
 def labels_with_counts(counts, seed=0) -> np.ndarray:

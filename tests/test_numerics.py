@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from dispatch_helpers import baseline_and_default, dispatch_targets_found
-from trainability import dimension, estimators, grid, numerics, phase_space, training, uncertainty
+from trainability import training
+from trainability.boundary import box_counting, uncertainty
+from trainability.contract import grid, numerics, phase_space
 
 VECTORS = Path(__file__).parent / "data" / "pow10_vectors.tsv"
 
@@ -78,8 +80,8 @@ def test_logarithms_and_special_values():
 def test_box_sizes_are_porespys_with_exact_powers():
     # log10(1000) = 3 exactly, 10**(1 + k (3 - 1) / 9) truncated: where numpy's rounding
     # could land a hair below an integer, the correctly rounded value does not.
-    assert dimension.box_sizes((1000, 1000)).tolist() == [10, 16, 27, 46, 77, 129, 215, 359, 599, 1000]
-    assert dimension.box_sizes((100, 100)).tolist() == [10, 12, 16, 21, 27, 35, 46, 59, 77, 100]
+    assert box_counting.box_sizes((1000, 1000)).tolist() == [10, 16, 27, 46, 77, 129, 215, 359, 599, 1000]
+    assert box_counting.box_sizes((100, 100)).tolist() == [10, 12, 16, 21, 27, 35, 46, 59, 77, 100]
 
 
 # What reaches the kernels, computed in a child process: axes of the default run's windows,
@@ -88,35 +90,41 @@ def test_box_sizes_are_porespys_with_exact_powers():
 INPUTS = """
 import hashlib
 import numpy as np
-from trainability import dimension, estimators, grid, phase_space, uncertainty
+from trainability import training
+from trainability.contract import numerics
+from trainability.boundary import box_counting
+from trainability.contract import grid
+from trainability.contract import phase_space
+from trainability.boundary import uncertainty
 parts = []
 for lo, hi in [(-3.0, 6.0), (2.2787766419496367, 2.278780664655938), (-0.5728404884323148,
                -0.5728404884272571), (-0.7076069519633258, -0.7076069513342405)]:
     x, y = grid.pixel_coordinates(((lo, hi), (lo + 0.5, hi + 0.5)), 96, 0, 96 * 96)
     parts += [x, y]
     for kind in phase_space.KINDS[:6]:
-        training = {"optimizer": "adam" if "beta" in kind or kind == "lr_vs_eps" else "gd"}
+        settings = {"optimizer": "adam" if "beta" in kind or kind == "lr_vs_eps" else "gd"}
         if kind == "lr_vs_beta":
-            training["optimizer"] = "momentum"
+            settings["optimizer"] = "momentum"
         if kind in ("lr_vs_lr", "paraminit_vs_lr"):
             lrs, offsets = phase_space.mlp_learning_rates(kind, x, y, 2)
             parts += [lrs] + ([] if offsets is None else [offsets])
         else:
-            parts.append(phase_space.optimizer_settings(kind, training, y)[1]["beta1" if "1" in kind
+            parts.append(phase_space.optimizer_settings(kind, settings, y)[1]["beta1" if "1" in kind
                          else "beta2" if "2" in kind else "eps" if "eps" in kind else "beta"])
 window = ((-3.0, 6.0), (-3.0, 6.0))
 eps = uncertainty.epsilons(window, "float64", per_decade=2, largest=0.1)
 points = uncertainty.sample(window, 2000, eps, 7).all_points()
-parts += [eps, estimators.numerics.pow10(points[:, 0]), estimators.numerics.pow10(points[:, 1])]
-parts.append(estimators.numerics.pow10(estimators.line_points({"x": [0.1, 1.3], "points_log2": 12})))
-parts += [dimension.box_sizes((r, r)).astype(float) for r in (16, 64, 96, 100, 1000, 4096)]
+parts += [eps, numerics.pow10(points[:, 0]), numerics.pow10(points[:, 1])]
+parts.append(numerics.pow10(training.line_points({"x": [0.1, 1.3], "points_log2": 12})))
+parts += [box_counting.box_sizes((r, r)).astype(float) for r in (16, 64, 96, 100, 1000, 4096)]
 # Per-pixel draws (numpy's generators: integer arithmetic, and the ziggurat's libm calls)
-from trainability import problem, randomness
+from trainability.contract import problem
+from trainability.contract import randomness
 model, data = {"width": 8, "depth": 2, "nonlinearity": "tanh"}, {"size": 16, "seed": 0, "target_dim": 1}
-training = {"steps": 20, "batch": 4, "dtype": "float64"}
-shared = problem.build_problem(model, data, training, ".")
+settings = {"steps": 20, "batch": 4, "dtype": "float64"}
+shared = problem.build_problem(model, data, settings, ".")
 drawn = randomness.pixel_problem(shared, model, {**data, "per_pixel": ["weights", "data", "minibatch"]},
-                                 training, np.arange(3000))
+                                 settings, np.arange(3000))
 parts += [*drawn.weights, drawn.X, drawn.Y, drawn.minibatch_indices, *shared.weights, shared.X]
 digest = hashlib.sha256(b"".join(np.ascontiguousarray(p, dtype=np.float64).tobytes() for p in parts))
 power = hashlib.sha256((10.0 ** parts[0]).tobytes())
@@ -138,6 +146,6 @@ def test_the_training_path_uses_the_correctly_rounded_powers():
     x, correct = vectors()
     values = grid.pixel_coordinates(((x.min(), x.max()), (0.0, 1.0)), 4, 0, 4)[0]
     assert values.tobytes() == numerics.pow10(grid.axis_log10(x.min(), x.max(), 4)).tobytes()
-    for module in (grid, training, estimators, uncertainty, phase_space):
+    for module in (grid, training, uncertainty, phase_space):
         source = Path(module.__file__).read_text()
         assert "10.0 **" not in source and "10 **" not in source and "np.power" not in source, module

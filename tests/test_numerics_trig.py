@@ -1,4 +1,4 @@
-"""Tests for trainability.numerics.sin_cos: fdlibm's sin and cos from IEEE basic operations.
+"""Tests for trainability.contract.numerics.sin_cos: fdlibm's sin and cos from IEEE basic operations.
 
 The reference is mpmath at 200 bits (errors in ulps of the exact value), never the
 module; the bits must not depend on numpy's CPU dispatch (checked in subprocesses).
@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from dispatch_helpers import baseline_and_default
-from trainability import numerics, one_dimensional
+from trainability.contract import numerics
+from trainability.kernels import quadratic_cosine
 
 # The doubles nearest to k pi/2 that come closest to it (relative 2**-72.6 .. 2**-69.8),
 # for k = 1 .. 2**20 and one ulp either side: found by a search with gmpy2 at 300 bits.
@@ -152,9 +153,10 @@ def test_only_basic_operations():
 CHILD = """
 import hashlib
 import numpy as np
-from trainability import numerics, one_dimensional
+from trainability.contract import numerics
+from trainability.kernels import quadratic_cosine
 lrs = np.linspace(0.99, 1.01, 257)  # across Liu's boundary, where one bit changes labels
-stats = one_dimensional.train(lrs, np.full(257, 0.2), np.full(257, 0.1), form="additive", steps=400)
+stats = quadratic_cosine.train(lrs, np.full(257, 0.2), np.full(257, 0.1), form="additive", steps=400)
 train = hashlib.sha256(b"".join(np.ascontiguousarray(stats[k]).tobytes() for k in sorted(stats)))
 s, c = numerics.sin_cos(np.linspace(-1e6, 1e6, 200001))
 print(json.dumps({
@@ -179,7 +181,7 @@ def test_the_model_uses_them():
     x = np.linspace(-3, 3, 601)
     phase = 2 * np.pi * x / 0.1
     s, c = numerics.sin_cos(phase)
-    np.testing.assert_array_equal(one_dimensional.loss(x, "additive", 0.2, 0.1), x * x + 0.2 * c)
+    np.testing.assert_array_equal(quadratic_cosine.loss(x, "additive", 0.2, 0.1), x * x + 0.2 * c)
     np.testing.assert_array_equal(
-        one_dimensional.gradient(x, "additive", 0.2, 0.1), 2 * x - 2 * np.pi * 0.2 * s / 0.1
+        quadratic_cosine.gradient(x, "additive", 0.2, 0.1), 2 * x - 2 * np.pi * 0.2 * s / 0.1
     )

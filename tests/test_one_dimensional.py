@@ -1,4 +1,4 @@
-"""Tests for trainability.one_dimensional: Liu's (arXiv:2406.13971) one-weight control.
+"""Tests for trainability.kernels.quadratic_cosine: Liu's (arXiv:2406.13971) one-weight control.
 
 Expectations come from plain per-point loops, torch.optim, finite differences and
 Liu's stored change counts (liuyz0/FractalBoundary, exp-1-numB.mat), never from the
@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainability import line_dimension, one_dimensional
-from trainability.statistics import MAX_RATIO, STAT_FIELDS, stats_from_losses
+from trainability.boundary import line_dimension
+from trainability.contract.statistics import MAX_RATIO, STAT_FIELDS, stats_from_losses
+from trainability.kernels import quadratic_cosine
 
 LIU_AMPLITUDE, LIU_WAVELENGTH = 0.2, 0.1
 # Liu's stored N(k) for k = 14..23 (exp-1-numB.mat; N = 1 for k = 0..13), from
@@ -76,7 +77,7 @@ def torch_losses(optimizer, lr, hyper, form, a, lam, steps):
 
 def train(lrs, form, a, lam, **kw):
     lrs = np.asarray(lrs, dtype=float)
-    return one_dimensional.train(lrs, np.full(lrs.size, a), np.full(lrs.size, lam), form=form, **kw)
+    return quadratic_cosine.train(lrs, np.full(lrs.size, a), np.full(lrs.size, lam), form=form, **kw)
 
 
 def assert_stats_close(got, want, rtol):
@@ -94,10 +95,10 @@ def assert_stats_close(got, want, rtol):
 def test_gradient_is_the_derivative_of_the_loss(form, a, lam):
     x = np.linspace(-3, 3, 601)
     h = 1e-6
-    fd = (one_dimensional.loss(x + h, form, a, lam) - one_dimensional.loss(x - h, form, a, lam)) / (2 * h)
-    np.testing.assert_allclose(one_dimensional.gradient(x, form, a, lam), fd, rtol=1e-6, atol=1e-6)
+    fd = (quadratic_cosine.loss(x + h, form, a, lam) - quadratic_cosine.loss(x - h, form, a, lam)) / (2 * h)
+    np.testing.assert_allclose(quadratic_cosine.gradient(x, form, a, lam), fd, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(
-        one_dimensional.gradient(x, form, a, lam),
+        quadratic_cosine.gradient(x, form, a, lam),
         [plain_df(v, form, a, lam) for v in x],
         rtol=1e-12,
         atol=1e-12,
@@ -106,48 +107,48 @@ def test_gradient_is_the_derivative_of_the_loss(form, a, lam):
 
 def test_loss_values_and_per_pixel_parameters():
     # cos(2 pi 0.05 / 0.1) = cos(pi) = -1
-    assert one_dimensional.loss(0.05, "additive", 0.2, 0.1) == pytest.approx(0.0025 - 0.2, rel=1e-12)
-    assert one_dimensional.loss(0.05, "multiplicative", 0.2, 0.1) == pytest.approx(0.0025 * 0.8, rel=1e-12)
+    assert quadratic_cosine.loss(0.05, "additive", 0.2, 0.1) == pytest.approx(0.0025 - 0.2, rel=1e-12)
+    assert quadratic_cosine.loss(0.05, "multiplicative", 0.2, 0.1) == pytest.approx(0.0025 * 0.8, rel=1e-12)
     x = np.array([1.0, 1.0])
-    np.testing.assert_allclose(one_dimensional.loss(x, "additive", [0.2, 0.5], [0.1, 0.1]), [1.2, 1.5])
+    np.testing.assert_allclose(quadratic_cosine.loss(x, "additive", [0.2, 0.5], [0.1, 0.1]), [1.2, 1.5])
 
 
-@pytest.mark.parametrize("form", one_dimensional.FORMS)
+@pytest.mark.parametrize("form", quadratic_cosine.FORMS)
 def test_the_floor_bounds_the_loss(form):
     rng = np.random.default_rng(0)
     a = rng.uniform(0, 1, 200)
     lam = rng.uniform(0.01, 3, 200)
     x = np.linspace(-5, 5, 2001)[:, None]
-    assert np.all(one_dimensional.loss(x, form, a, lam) >= one_dimensional.loss_floor(form, a) - 1e-15)
+    assert np.all(quadratic_cosine.loss(x, form, a, lam) >= quadratic_cosine.loss_floor(form, a) - 1e-15)
 
 
 def second_differences(form, a, lam, x):
     h = 1e-4
-    f = one_dimensional.loss
+    f = quadratic_cosine.loss
     return (f(x + h, form, a, lam) - 2 * f(x, form, a, lam) + f(x - h, form, a, lam)) / h**2
 
 
 def test_additive_convexity_threshold():
     lam = 0.1
     threshold = 1 / (2 * math.pi**2)
-    assert one_dimensional.convexity_threshold("additive") == pytest.approx(threshold, rel=1e-15)
+    assert quadratic_cosine.convexity_threshold("additive") == pytest.approx(threshold, rel=1e-15)
     x = np.linspace(-1, 1, 20001)
     for ratio, convex in ((0.98, True), (1.02, False)):
         a = ratio * threshold * lam**2
-        assert bool(one_dimensional.is_convex("additive", a, lam)) is convex
+        assert bool(quadratic_cosine.is_convex("additive", a, lam)) is convex
         assert bool(second_differences("additive", a, lam, x).min() > -1e-3) is convex
-    assert one_dimensional.is_convex("additive", np.array([0.0, 0.2]), np.array([0.1, 0.1])).tolist() == [
+    assert quadratic_cosine.is_convex("additive", np.array([0.0, 0.2]), np.array([0.1, 0.1])).tolist() == [
         True,
         False,
     ]
 
 
 def test_multiplicative_is_convex_only_without_the_cosine():
-    assert one_dimensional.convexity_threshold("multiplicative") == 0.0
-    assert one_dimensional.is_convex("multiplicative", 0.0, 0.1)
+    assert quadratic_cosine.convexity_threshold("multiplicative") == 0.0
+    assert quadratic_cosine.is_convex("multiplicative", 0.0, 0.1)
     # a small amplitude and a long wavelength: still f'' < 0 near x = n lam, n large
     a, lam = 1e-3, 5.0
-    assert not one_dimensional.is_convex("multiplicative", a, lam)
+    assert not quadratic_cosine.is_convex("multiplicative", a, lam)
     x = np.linspace(50 * lam, 52 * lam, 4001)
     assert second_differences("multiplicative", a, lam, x).min() < 0
     assert second_differences("multiplicative", a, lam, np.linspace(-lam, lam, 4001)).min() > 0
@@ -156,7 +157,7 @@ def test_multiplicative_is_convex_only_without_the_cosine():
 # --------------------------------------------------------------------------- training
 
 
-@pytest.mark.parametrize("form", one_dimensional.FORMS)
+@pytest.mark.parametrize("form", quadratic_cosine.FORMS)
 def test_gd_matches_a_plain_loop(form):
     a, lam = SMOOTH[form]
     lrs = [0.0, 0.01, 0.1, 0.3, 1.2]
@@ -171,7 +172,7 @@ def test_gd_matches_a_plain_loop(form):
     assert got["diverged_step"].tolist()[:4] == [-1] * 4 and got["diverged_step"][4] > 0
 
 
-@pytest.mark.parametrize("form", one_dimensional.FORMS)
+@pytest.mark.parametrize("form", quadratic_cosine.FORMS)
 @pytest.mark.parametrize(
     "optimizer,cases",
     [
@@ -214,7 +215,7 @@ def test_results_do_not_depend_on_how_pixels_are_grouped(optimizer):
 
     def run(idx, block=4096):
         p = {k: v[idx] for k, v in params.items()}
-        return one_dimensional.train(
+        return quadratic_cosine.train(
             lrs[idx],
             a[idx],
             lam[idx],
@@ -241,7 +242,7 @@ def test_memory_is_one_block_of_trajectories_whatever_the_number_of_pixels():
     lrs = np.linspace(0, 1.5, 32 * block)
     tracemalloc.start()
     try:
-        one_dimensional.train(
+        quadratic_cosine.train(
             lrs,
             np.full(lrs.size, 0.2),
             np.full(lrs.size, 0.1),
@@ -259,7 +260,7 @@ def test_small_learning_rates_converge_and_large_ones_diverge():
     settings = [("additive", *SMOOTH["additive"]), ("multiplicative", *SMOOTH["multiplicative"])]
     for form, a, lam in settings + [("additive", LIU_AMPLITUDE, LIU_WAVELENGTH)]:
         stats = train([0.01, 1.2], form, a, lam, steps=1000)
-        assert one_dimensional.diverged(stats).tolist() == [False, True], form
+        assert quadratic_cosine.diverged(stats).tolist() == [False, True], form
         if a != LIU_AMPLITUDE:  # Liu's lr = 0.01 stays bounded but bounces between wells
             assert stats["loss_final"][0] < 1e-3 * stats["loss_initial"][0]
         # additive: the quadratic part alone grows by |1 - 2 lr| = 1.4 a step; multiplicative:
@@ -273,7 +274,7 @@ def test_bad_arguments():
 
     def call(**change):
         kw = ok | change
-        return one_dimensional.train(
+        return quadratic_cosine.train(
             kw.pop("learning_rates"),
             kw.pop("amplitudes"),
             kw.pop("wavelengths"),
@@ -296,7 +297,7 @@ def test_bad_arguments():
     for change, word in cases:
         with pytest.raises(ValueError, match=word):
             call(**change)
-    for fn in (one_dimensional.loss, one_dimensional.gradient):
+    for fn in (quadratic_cosine.loss, quadratic_cosine.gradient):
         with pytest.raises(ValueError, match="form"):
             fn(1.0, "cubic", 0.2, 0.1)
         with pytest.raises(ValueError, match="wavelength"):
@@ -304,7 +305,7 @@ def test_bad_arguments():
         with pytest.raises(ValueError, match="broadcast"):
             fn(np.ones(3), "additive", np.full(2, 0.2), 0.1)
     with pytest.raises(ValueError, match="form"):
-        one_dimensional.convexity_threshold("cubic")
+        quadratic_cosine.convexity_threshold("cubic")
 
 
 # --------------------------------------------------------------------------- Liu's checks
@@ -314,7 +315,7 @@ CELL = (85 * 2**13, 86 * 2**13)  # the level-7 cell [0.996, 1.008] on 2**20 + 1 
 
 
 def labels_on(lrs, a, lam):
-    return one_dimensional.diverged(train(lrs, "additive", a, lam, steps=1000))
+    return quadratic_cosine.diverged(train(lrs, "additive", a, lam, steps=1000))
 
 
 def test_convex_setting_has_a_smooth_boundary():
@@ -387,8 +388,8 @@ def test_liu_threshold_gives_the_same_labels_away_from_slow_escapes(liu_line):
     liu = np.zeros(lrs.size, bool)
     with np.errstate(all="ignore"):
         for _ in range(1000):
-            x = x - lrs * one_dimensional.gradient(x, "additive", a, lam)
-            liu |= ~(one_dimensional.loss(x, "additive", a, lam) <= 1e8)
+            x = x - lrs * quadratic_cosine.gradient(x, "additive", a, lam)
+            liu |= ~(quadratic_cosine.loss(x, "additive", a, lam) <= 1e8)
     # Liu's labels too change only inside the cell (measured on 2**16 + 1 rates): 0 below, 1 above.
     liu_line = np.concatenate([np.zeros(lo, bool), liu, np.ones(full.size - hi - 1, bool)])
     counts = line_dimension.fit(liu_line).counts

@@ -1,15 +1,16 @@
-"""Per-pixel randomness (trainability.randomness): each pixel's own draw, and the batched
+"""Per-pixel randomness (trainability.contract.randomness): each pixel's own draw, and the batched
 torch backend training per-pixel problems against the reference and across shards."""
 
 import numpy as np
 import pytest
 
-from trainability import randomness
-from trainability.agreement import perturbed_learning_rates, same_bits, stable_pixels
-from trainability.kernels import reference, train_pixels
-from trainability.problem import RANDOMNESS, build_problem, one_pixel, per_layer_learning_rates
-from trainability.scoring import convergence_measure
-from trainability.statistics import FLOAT_FIELDS
+from trainability.boundary.scoring import convergence_measure
+from trainability.contract import randomness
+from trainability.contract.problem import RANDOMNESS, build_problem, one_pixel, per_layer_learning_rates
+from trainability.contract.statistics import FLOAT_FIELDS
+from trainability.kernels import reference
+from trainability.kernels.agreement import perturbed_learning_rates, same_bits, stable_pixels
+from trainability.kernels.dispatch import train_pixels
 
 MODEL = {"width": 5, "depth": 2}
 STEPS = 30

@@ -1,11 +1,11 @@
-"""Cluster requests of the per-frame jobs scale with the grid (trainability/resources.py)."""
+"""Cluster requests of the per-frame jobs scale with the grid (trainability/ops/resources.py)."""
 
 import re
 import subprocess
 
 import pytest
 
-from trainability import resources
+from trainability.ops import resources
 from workflow_helpers import REPO, snakemake_command
 
 # Peaks measured at 4096² (issue 9): merge 1.28 GB, score 1.56 GB, figures 1.47 GB.

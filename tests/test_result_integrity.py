@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from test_faults import planned_jobs_from
-from trainability import integrity, io, statistics
+from trainability.contract import statistics
+from trainability.results import files, integrity
 from workflow_helpers import TINY_CONFIG, planned_jobs, prepare_workdir, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -37,7 +38,7 @@ def output_of(result):
 
 
 def grid_data(workdir):
-    data, _ = io.read_h5(workdir / GRID, statistics.STAT_FIELDS)
+    data, _ = files.read_h5(workdir / GRID, statistics.STAT_FIELDS)
     return {name: data[name].tobytes() for name in statistics.STAT_FIELDS}
 
 
@@ -89,7 +90,7 @@ def test_kept_shards_copied_mixed_and_stale(tmp_path):
     write_config(workdir, cfg)
     snakemake(workdir)
     assert grid_data(workdir) == before
-    _, attrs = io.read_h5(workdir / GRID, [])
+    _, attrs = files.read_h5(workdir / GRID, [])
     sources = attrs["shard_sources"]
     assert len(sources) == 2
     assert sorted(shard for group in sources for shard in group["shards"]) == [0, 1, 2, 3]
@@ -102,7 +103,7 @@ def test_kept_shards_copied_mixed_and_stale(tmp_path):
     stale = f"Stale result file {GRID} (made with other training parameters, training.steps: 30 in the file"
     assert stale in output
     assert len(moved_aside(workdir, SHARDS, "stale")) == 4 and len(moved_aside(workdir, FRAME, "stale")) == 1
-    _, attrs = io.read_h5(workdir / GRID, [])
+    _, attrs = files.read_h5(workdir / GRID, [])
     assert attrs["training"]["training"]["steps"] == 31
 
 

@@ -1,11 +1,11 @@
-"""Tests for trainability.scoring and .statistics: measures, statistics, colour map."""
+"""Tests for trainability.boundary.scoring and .statistics: measures, statistics, colour map."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from trainability.scoring import (
+from trainability.boundary.scoring import (
     MEASURES,
     convergence_measure,
     convergence_measure_from_losses,
@@ -13,7 +13,7 @@ from trainability.scoring import (
     rank_colour_values,
     trainable,
 )
-from trainability.statistics import MAX_RATIO, TAIL_STEPS, stats_from_losses
+from trainability.contract.statistics import MAX_RATIO, TAIL_STEPS, stats_from_losses
 
 
 def reference_measure(trajectory: list[float]) -> float:

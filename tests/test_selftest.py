@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainability import agreement, selftest
-from trainability.kernels import c_cpu, torch_batched
+from trainability.kernels import agreement, c_cpu, torch_batched
+from trainability.ops import selftest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ def test_the_command_checks_every_cpu_kernel_and_writes_its_report(tmp_path):
         [
             sys.executable,
             "-m",
-            "trainability.cli",
+            "trainability.ops.cli",
             "selftest",
             "--device",
             "cpu",
@@ -165,7 +165,7 @@ def test_perturbed_weights_moves_every_weight_by_the_perturbation():
 )
 def test_bad_usage_is_one_clear_error(args, message):
     proc = subprocess.run(
-        [sys.executable, "-m", "trainability.cli", "selftest", *args],
+        [sys.executable, "-m", "trainability.ops.cli", "selftest", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -30,7 +30,7 @@ import h5py
 import pytest
 import yaml
 
-from trainability import archive
+from trainability.results import archive
 from workflow_helpers import prepare_workdir, snakemake_command
 
 CLUSTER = os.environ.get("TRAINABILITY_TEST_SLURM_CLUSTER", "localcluster")

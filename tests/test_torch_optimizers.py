@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from kernel_helpers import make_problem
-from trainability.agreement import perturbed_learning_rates, same_bits, stable_pixels
-from trainability.kernels import reference, train_pixels
-from trainability.problem import per_layer_learning_rates
-from trainability.scoring import convergence_measure
-from trainability.statistics import FLOAT_FIELDS
+from trainability.boundary.scoring import convergence_measure
+from trainability.contract.problem import per_layer_learning_rates
+from trainability.contract.statistics import FLOAT_FIELDS
+from trainability.kernels import reference
+from trainability.kernels.agreement import perturbed_learning_rates, same_bits, stable_pixels
+from trainability.kernels.dispatch import train_pixels
 
 # Pixels from clearly converging to clearly diverging.
 X_LR = np.array([0.05, 0.5, 2.0, 8.0, 0.3, 40.0, 3.0, 12.0])

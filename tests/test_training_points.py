@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from kernel_helpers import make_problem
-from trainability import kernels, one_dimensional, optimizers, training
+from trainability import training
+from trainability.contract import optimizers
+from trainability.kernels import dispatch, quadratic_cosine
 
 CPU = torch.device("cpu")
 X = np.array([0.05, 0.2, 0.5, 0.9])
@@ -33,7 +35,7 @@ def test_an_optimizer_axis_sets_that_hyperparameter_per_pixel(kind, optimizer, f
     params = optimizers.pixel_parameters(optimizer, {}, len(X))
     params[field] = Y
     lrs = np.stack([X, X], axis=1)  # x: the learning rate of every layer
-    expected = kernels.train_pixels(
+    expected = dispatch.train_pixels(
         problem,
         lrs,
         None,
@@ -72,7 +74,7 @@ def test_the_one_dimensional_axes_set_amplitude_or_wavelength(kind, axis):
     got = training.train_points(None, settings, X + 0.6, values, device=CPU, kernel="auto")
     amplitude = values if axis == "amplitude" else np.full(4, 0.2)
     wavelength = values if axis == "wavelength" else np.full(4, 0.1)
-    expected = one_dimensional.train(X + 0.6, amplitude, wavelength, form="additive", steps=200)
+    expected = quadratic_cosine.train(X + 0.6, amplitude, wavelength, form="additive", steps=200)
     for name, v in expected.items():
         np.testing.assert_array_equal(got[name], v, err_msg=name)
     labels = training.trainable_labels(settings, got)

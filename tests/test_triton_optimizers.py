@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from kernel_helpers import make_problem
-from trainability.kernels import select_kernel, triton_gpu
-from trainability.problem import Problem
-from trainability.scoring import convergence_measure
-from trainability.statistics import STAT_FIELDS
+from trainability.boundary.scoring import convergence_measure
+from trainability.contract.problem import Problem
+from trainability.contract.statistics import STAT_FIELDS
+from trainability.kernels import triton_gpu
+from trainability.kernels.dispatch import select_kernel
 
 needs_triton = pytest.mark.skipif(triton_gpu.triton_source is None, reason="triton is not installed")
 
@@ -39,8 +40,8 @@ torch.set_num_threads(1)
 sys.path.insert(0, sys.argv[1])
 from kernel_helpers import make_problem
 from trainability.kernels import reference, triton_gpu
-from trainability.problem import per_layer_learning_rates
-from trainability.statistics import STAT_FIELDS
+from trainability.contract.problem import per_layer_learning_rates
+from trainability.contract.statistics import STAT_FIELDS
 steps, P = 30, 8
 # Per-pixel hyperparameters, varying within one program; beta 0 on pixel 2 (as gd).
 HYPER = {"momentum": {"beta": [0.9, 0.9, 0.0, 0.5, 0.9, 0.95, 0.9, 0.7]},

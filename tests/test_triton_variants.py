@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from kernel_helpers import assert_triton_matches_torch, make_problem
+from trainability.contract.problem import per_layer_learning_rates
+from trainability.contract.statistics import STAT_FIELDS
 from trainability.kernels import triton_gpu
-from trainability.problem import per_layer_learning_rates
-from trainability.statistics import STAT_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_triton = pytest.mark.skipif(triton_gpu.triton_source is None, reason="triton is not installed")
@@ -42,8 +42,9 @@ import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 from kernel_helpers import make_problem
-from trainability.kernels import train_pixels, triton_gpu
-from trainability.problem import per_layer_learning_rates
+from trainability.kernels import triton_gpu
+from trainability.kernels.dispatch import train_pixels
+from trainability.contract.problem import per_layer_learning_rates
 x = np.array([0.05, 2.0, 8.0, 40.0, 0.5, 3.0, 12.0]); y = np.array([0.1, 3.0, 30.0, 40.0, 1.0, 12.0, 2.0])
 steps, out = 8, []
 for nl, dtype, mb, space, mode, knobs in json.loads(sys.argv[2]):
@@ -64,8 +65,8 @@ import numpy as np
 sys.path.insert(0, sys.argv[1])
 from kernel_helpers import make_problem
 from trainability.kernels import triton_gpu
-from trainability.problem import per_layer_learning_rates
-from trainability.statistics import STAT_FIELDS
+from trainability.contract.problem import per_layer_learning_rates
+from trainability.contract.statistics import STAT_FIELDS
 P, steps = 11, 6
 problem = make_problem(width=16, N=36, minibatch=3, steps=steps)  # 16-row chunks: a pair, a part
 rng = np.random.default_rng(3)

@@ -14,8 +14,9 @@ import pytest
 from matplotlib.path import Path
 
 from landscapes import in_snowflake, koch_polygon
-from trainability import uncertainty as unc
-from trainability.uncertainty_figures import plot_uncertainty
+from trainability.boundary import uncertainty as unc
+from trainability.figures.style import save_figure
+from trainability.figures.uncertainty import uncertainty_figure
 
 KOCH_D = math.log(4) / math.log(3)
 CANTOR_D = math.log(2) / math.log(3)
@@ -215,10 +216,10 @@ def test_samples_follow_the_documented_draws():
 
 
 def test_the_figure_is_written(tmp_path, koch_result):
-    plot_uncertainty(koch_result, "Koch snowflake", tmp_path / "k.pdf", tmp_path / "k.png")
+    save_figure(uncertainty_figure(koch_result, "Koch snowflake"), tmp_path / "k.pdf", tmp_path / "k.png")
     assert (tmp_path / "k.pdf").read_bytes()[:4] == b"%PDF"
     assert (tmp_path / "k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     empty = unc.fit([0.1, 0.01], np.ones(50, bool), np.ones((2, 50), bool))
-    plot_uncertainty(empty, "no boundary", None, tmp_path / "e.png")
+    save_figure(uncertainty_figure(empty, "no boundary"), None, tmp_path / "e.png")
     assert (tmp_path / "e.png").stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.png", "k.pdf", "k.png"]  # no temporaries

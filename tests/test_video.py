@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from matplotlib import image as mpl_image
 
-from trainability import video, zoom_figures
+from trainability.figures import video, zoom
 
 R = 64  # keyframe resolution; videos of such keyframes are upscaled to 256
 HOLD = 30  # 1 s at 30 fps
@@ -132,12 +132,12 @@ def test_keyframes_of_one_sequence_meet_without_a_seam(monkeypatch):
 
     with monkeypatch.context() as old:  # as the video was: its own scale, pasted in
         old.setattr(video, "FEATHER", 0.0)
-        alone = [zoom_figures.frame_rgb(f) for f in frames]
+        alone = [zoom.frame_rgb(f) for f in frames]
         across, elsewhere = seam_step(video.render_view(alone, depth, 2.0, size), lo, hi)
     assert across > 10 * elsewhere, "the old colouring shows a seam: the measure of the test works"
 
-    reference = zoom_figures.sequence_reference(frames)
-    shared = [zoom_figures.frame_rgb(f, reference) for f in frames]
+    reference = zoom.sequence_reference(frames)
+    shared = [zoom.frame_rgb(f, reference) for f in frames]
     across, elsewhere = seam_step(video.render_view(shared, depth, 2.0, size), lo, hi)
     assert across < 2 * elsewhere, (across, elsewhere)
 

@@ -12,8 +12,10 @@ import h5py
 import numpy as np
 import pytest
 
-from trainability import dimension, grid, io, kernels, problem, scoring, statistics
-from trainability.kernels import c_cpu
+from trainability.boundary import box_counting, scoring
+from trainability.contract import grid, problem, statistics
+from trainability.kernels import c_cpu, dispatch
+from trainability.results import files
 from workflow_helpers import (
     planned_jobs,
     prepare_workdir,
@@ -50,14 +52,14 @@ def test_run_produces_every_output(finished_run):
         # The dimension file is the box counting of all frames' boundaries.
         estimate = json.loads((finished_run / f"results/{name}/dimension.json").read_text())
         edges = [
-            dimension.edge_map(
-                io.read_h5(finished_run / f"results/{name}/frame{f}/scores.h5", ["convergence"])[0][
+            box_counting.edge_map(
+                files.read_h5(finished_run / f"results/{name}/frame{f}/scores.h5", ["convergence"])[0][
                     "convergence"
                 ]
             )
             for f in range(frames)
         ]
-        expected = dimension.fractal_dimension(edges)
+        expected = box_counting.fractal_dimension(edges)
         assert len(estimate["box_counts"]) == frames
         assert estimate["n_slopes"] == expected.n_slopes
         if expected.n_slopes:
@@ -91,7 +93,7 @@ def test_merged_grid_equals_direct_training(finished_run):
     )
     x, y = grid.pixel_coordinates((exp["phase_space"]["x"], exp["phase_space"]["y"]), res, 0, res * res)
     lrs, _ = problem.per_layer_learning_rates(x, y, "lr_vs_lr", 2)
-    direct = kernels.train_pixels(shared, lrs, nonlinearity="tanh", steps=30, device="cpu")
+    direct = dispatch.train_pixels(shared, lrs, nonlinearity="tanh", steps=30, device="cpu")
     for name in statistics.STAT_FIELDS:
         np.testing.assert_array_equal(merged[name], direct[name].reshape(res, res))
     # Both signs occur, so the test exercises the boundary.
@@ -103,7 +105,7 @@ def test_merged_grid_equals_direct_training(finished_run):
     assert {"torch", "numpy", "h5py", "trainability"} <= set(versions)
     assert json.loads(attrs["devices"])
     # The kernel "auto" picked for this device is recorded.
-    assert json.loads(attrs["kernels"]) == [kernels.select_kernel(shared, "float64", "cpu")]
+    assert json.loads(attrs["kernels"]) == [dispatch.select_kernel(shared, "float64", "cpu")]
 
 
 def test_merged_grid_is_bitwise_identical_whatever_the_shard_size(finished_run):
@@ -117,8 +119,8 @@ def test_merged_grid_is_bitwise_identical_whatever_the_shard_size(finished_run):
 
 
 def test_scores_hold_two_measures(finished_run):
-    data, _ = io.read_h5(finished_run / "results/tanh_small/frame0/scores.h5")
-    stats, _ = io.read_h5(finished_run / "results/tanh_small/frame0/grid.h5", statistics.STAT_FIELDS)
+    data, _ = files.read_h5(finished_run / "results/tanh_small/frame0/scores.h5")
+    stats, _ = files.read_h5(finished_run / "results/tanh_small/frame0/grid.h5", statistics.STAT_FIELDS)
     np.testing.assert_array_equal(data["convergence"], scoring.convergence_measure(stats))
     np.testing.assert_allclose(data["log_loss_ratio"], np.log10(stats["loss_final"] / stats["loss_initial"]))
 
@@ -126,7 +128,7 @@ def test_scores_hold_two_measures(finished_run):
 def test_zoom_frames_shrink_around_the_centre(finished_run):
     windows = []
     for frame in range(2):
-        _, attrs = io.read_h5(finished_run / f"results/offset_minibatch/frame{frame}/grid.h5", [])
+        _, attrs = files.read_h5(finished_run / f"results/offset_minibatch/frame{frame}/grid.h5", [])
         windows.append(np.array(attrs["window_log10"]))
     widths = windows[0][:, 1] - windows[0][:, 0], windows[1][:, 1] - windows[1][:, 0]
     np.testing.assert_allclose(widths[1], widths[0] / 2)
@@ -205,7 +207,7 @@ def test_a_killed_job_leaves_no_finished_looking_file(tmp_path):
     write_config(workdir, config)
     snakemake(workdir, "--unlock")
     snakemake(workdir)
-    stats, _ = io.read_h5(workdir / "results/slow/frame0/grid.h5", statistics.STAT_FIELDS)
+    stats, _ = files.read_h5(workdir / "results/slow/frame0/grid.h5", statistics.STAT_FIELDS)
     assert stats["sum_u"].shape == (16, 16)
 
 
@@ -233,8 +235,8 @@ def test_a_sequence_about_the_window_middle_off_the_boundary_only_warns(finished
     data = json.loads((finished_run / "results/offset_minibatch/dimension.json").read_text())
     expected = []
     for frame in range(2):
-        scores, _ = io.read_h5(finished_run / f"results/offset_minibatch/frame{frame}/scores.h5")
-        edges = dimension.edge_map(scores["convergence"])  # 9 x 9: the middle quarter is 2 x 2
+        scores, _ = files.read_h5(finished_run / f"results/offset_minibatch/frame{frame}/scores.h5")
+        edges = box_counting.edge_map(scores["convergence"])  # 9 x 9: the middle quarter is 2 x 2
         if not edges[3:5, 3:5].any():
             expected.append(frame)
     assert data["frames_off_boundary"] == expected

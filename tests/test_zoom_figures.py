@@ -1,4 +1,4 @@
-"""Tests for trainability.zoom_figures, dimension.frame_slope_summary and the table's decades column."""
+"""Tests for trainability.figures.zoom, dimension.frame_slope_summary and the table's decades column."""
 
 from __future__ import annotations
 
@@ -14,16 +14,21 @@ from matplotlib.image import AxesImage
 from matplotlib.image import imsave as mpl_imsave
 from PIL import Image
 
-from trainability.dimension import BoxCount, DimensionEstimate, FrameSlopes, box_count, frame_slope_summary
-from trainability.scoring import rank_colour_values
-from trainability.tables import dimension_table
-from trainability.zoom_figures import (
+from trainability.boundary.box_counting import (
+    BoxCount,
+    DimensionEstimate,
+    FrameSlopes,
+    box_count,
+    frame_slope_summary,
+)
+from trainability.boundary.scoring import rank_colour_values
+from trainability.figures.style import save_figure
+from trainability.figures.tables import dimension_table
+from trainability.figures.zoom import (
     dimension_depth_figure,
+    frame_panel_figure,
     read_frame_image,
-    save_dimension_depth,
     save_frame_image,
-    save_frame_panel,
-    save_zoom_strip,
     strip_frames,
     zoom_strip_figure,
 )
@@ -108,14 +113,15 @@ def test_read_frame_image_reduces_large_frames(tmp_path):
 
 def test_frame_panel(tmp_path):
     values = half_and_half(20, 20)
-    fig = save_frame_panel(values, [[0.0, 1.0], [2.0, 3.0]], "lr_vs_lr", "t · frame 3", tmp_path / "p.png")
+    panel = frame_panel_figure(values, [[0.0, 1.0], [2.0, 3.0]], "lr_vs_lr", "t · frame 3")
+    fig = save_figure(panel, tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes().startswith(PNG_MAGIC)
     assert [p.name for p in tmp_path.iterdir()] == ["p.png"]
     (ax,) = fig.axes
     assert ax.get_title() == "t · frame 3"
     np.testing.assert_allclose(ax.get_images()[0].get_extent(), [0, 1, 2, 3])
     with pytest.raises(ValueError, match="window"):
-        save_frame_panel(values, [0.0, 1.0, 2.0, 3.0], "lr_vs_lr", None, tmp_path / "q.png")
+        frame_panel_figure(values, [0.0, 1.0, 2.0, 3.0], "lr_vs_lr", None)
 
 
 # --------------------------------------------------------------------------- strip
@@ -163,7 +169,9 @@ def test_zoom_strip_layout_and_labels(tmp_path, n_chosen, rows):
     depths = [0.3 * k for k in range(20)]
     chosen = strip_frames(20, n_chosen)
     images = {k: np.full((6, 6, 3), 10 * k, dtype=np.uint8) for k in chosen}
-    fig = save_zoom_strip(images, depths, "tanh · zoom", tmp_path / "s.pdf", tmp_path / "s.png")
+    fig = save_figure(
+        zoom_strip_figure(images, depths, "tanh · zoom"), tmp_path / "s.pdf", tmp_path / "s.png"
+    )
     assert (tmp_path / "s.pdf").read_bytes().startswith(PDF_MAGIC)
     assert (tmp_path / "s.png").read_bytes().startswith(PNG_MAGIC)
     shown = [ax for ax in fig.axes if ax.get_visible()]
@@ -242,9 +250,8 @@ def depth_summaries():
 
 def test_dimension_depth_figure_points_spread_and_lines(tmp_path):
     depths, summaries = depth_summaries()
-    fig = save_dimension_depth(
-        depths, summaries, 1.6234, 1.66, "tanh full batch", tmp_path / "d.pdf", tmp_path / "d.png"
-    )
+    figure = dimension_depth_figure(depths, summaries, 1.6234, 1.66, "tanh full batch")
+    fig = save_figure(figure, tmp_path / "d.pdf", tmp_path / "d.png")
     assert (tmp_path / "d.pdf").read_bytes().startswith(PDF_MAGIC)
     assert (tmp_path / "d.png").read_bytes().startswith(PNG_MAGIC)
     (ax,) = fig.axes
@@ -286,8 +293,10 @@ def test_dimension_depth_without_paper_or_slopes(tmp_path):
     (ax,) = fig.axes
     assert not [line for line in ax.get_lines() if line.get_linestyle() == "--"]
     empty = [FrameSlopes(*[float("nan")] * 5, 0)] * 3
-    fig = save_dimension_depth(
-        [0, 1, 2], empty, float("nan"), 1.66, "x", tmp_path / "e.pdf", tmp_path / "e.png"
+    fig = save_figure(
+        dimension_depth_figure([0, 1, 2], empty, float("nan"), 1.66, "x"),
+        tmp_path / "e.pdf",
+        tmp_path / "e.png",
     )
     (ax,) = fig.axes
     assert not [line for line in ax.get_lines() if line.get_marker() == "o"]

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from matplotlib import image as mpl_image
 
-from trainability import dimension, io, statistics
+from trainability.boundary import box_counting
+from trainability.contract import statistics
+from trainability.results import files
 from workflow_helpers import planned_jobs, prepare_workdir, read_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -46,7 +48,7 @@ def zoom_run(tmp_path_factory):
 
 def windows(workdir, frames=FRAMES):
     return [
-        np.array(io.read_h5(workdir / f"results/auto_zoom/frame{k}/grid.h5", [])[1]["window_log10"])
+        np.array(files.read_h5(workdir / f"results/auto_zoom/frame{k}/grid.h5", [])[1]["window_log10"])
         for k in range(frames)
     ]
 
@@ -63,7 +65,7 @@ def test_every_frame_is_concentric_about_the_centre_found(zoom_run):
 
 def test_every_frame_holds_boundary_pixels_in_its_centre(zoom_run):
     for k in range(FRAMES):
-        scores, _ = io.read_h5(zoom_run / f"results/auto_zoom/frame{k}/scores.h5", ["convergence"])
+        scores, _ = files.read_h5(zoom_run / f"results/auto_zoom/frame{k}/scores.h5", ["convergence"])
         values = scores["convergence"]
         # The middle 4 x 4 pixels (of 16 x 16) hold both converged and diverged pixels.
         middle = values[6:10, 6:10]
@@ -172,8 +174,8 @@ def test_too_many_frames_is_refused_before_any_job(tmp_path):
 def test_edge_maps_match_the_dimension_file(zoom_run):
     data = json.loads((zoom_run / "results/auto_zoom/dimension.json").read_text())
     for k, counts in enumerate(data["box_counts"]):
-        scores, _ = io.read_h5(zoom_run / f"results/auto_zoom/frame{k}/scores.h5", ["convergence"])
-        expected = dimension.box_count(dimension.edge_map(scores["convergence"]))
+        scores, _ = files.read_h5(zoom_run / f"results/auto_zoom/frame{k}/scores.h5", ["convergence"])
+        expected = box_counting.box_count(box_counting.edge_map(scores["convergence"]))
         assert counts["counts"] == expected.counts.tolist()
 
 
@@ -226,7 +228,7 @@ def shard_logs(workdir):
 
 def grid_datasets(workdir):
     return {
-        k: io.read_h5(workdir / f"results/auto_zoom/frame{k}/grid.h5", statistics.STAT_FIELDS)[0]
+        k: files.read_h5(workdir / f"results/auto_zoom/frame{k}/grid.h5", statistics.STAT_FIELDS)[0]
         for k in range(FRAMES)
     }
 

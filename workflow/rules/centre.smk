@@ -1,7 +1,7 @@
 rule find_centre:
     """The automatic centre of a zoom sequence (zoom.centre: auto): descend with pilot
     frames to the deepest frame the dtype resolves, then pin a boundary point by
-    bisection (trainability/centre.py). Every frame's window is computed from it."""
+    bisection (trainability/boundary/centre.py). Every frame's window is computed from it."""
     input:
         unpack(input_files),
     output:

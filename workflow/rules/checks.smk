@@ -1,14 +1,14 @@
 # ---------------------------------------------------------------------------
 # Checks before anything runs: cluster settings, the kernel, damaged results.
-# Code: trainability/cluster.py, trainability/kernels/, trainability/integrity.py.
+# Code: trainability/ops/cluster.py, trainability/kernels/, trainability/results/integrity.py.
 # Tests: tests/test_faults.py, tests/test_slurm.py.
 # ---------------------------------------------------------------------------
 from snakemake.logging import logger as _logger
 
-from trainability import cluster as _cluster
-from trainability import integrity as _integrity
-from trainability.scoring import SCORE_FIELDS
-from trainability.statistics import STAT_FIELDS
+from trainability.ops import cluster as _cluster
+from trainability.results import integrity as _integrity
+from trainability.boundary.scoring import SCORE_FIELDS
+from trainability.contract.statistics import STAT_FIELDS
 
 # Unset $TRAINABILITY_SLURM_* variables of the profile: stop, naming them.
 if _unset := _cluster.unset_variables(getattr(workflow, "resource_settings", None)):
@@ -20,7 +20,7 @@ if _unset := _cluster.unset_variables(getattr(workflow, "resource_settings", Non
 # on its GPU nodes, not here. torch is imported only for a value other than auto or cpu.
 _DEVICE = os.environ.get("TRAINABILITY_DEVICE", "auto")
 if workflow.is_main_process and _DEVICE not in ("auto", "cpu"):
-    from trainability import kernels as _kernels
+    from trainability.kernels import dispatch as _kernels
 
     if _device_problem := _kernels.device_problem(_DEVICE, "TRAINABILITY_DEVICE", here=False):
         stop_workflow(_device_problem)
@@ -50,7 +50,7 @@ if workflow.is_main_process and _DEVICE not in ("auto", "cpu"):
 # TRAINABILITY_DEVICE when set, else on both CPU and CUDA (a cluster's jobs may
 # land on either). torch is imported only then (slow; `auto` never needs it here).
 if workflow.is_main_process and config.get("kernel", "auto") != "auto":
-    from trainability import kernels as _kernels
+    from trainability.kernels import dispatch as _kernels
 
     _types = ["cpu", "cuda"] if _DEVICE == "auto" else [_kernels.resolve_device(_DEVICE).type]
     if _kernel_problems := _kernels.config_problems(EXPERIMENTS, config["kernel"], _types, Path.cwd()):

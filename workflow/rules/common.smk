@@ -9,12 +9,12 @@ from snakemake.logging import logger as _logger
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 import trainability
-from trainability import archive as tarchive
-from trainability import centre as tcentre
+from trainability.results import archive as tarchive
+from trainability.boundary import centre as tcentre
 from trainability import config as tconfig
-from trainability import experiment_checks as texperiment_checks
-from trainability import grid as tgrid
-from trainability import scoring as tscoring
+from trainability.config import experiment_checks as texperiment_checks
+from trainability.contract import grid as tgrid
+from trainability.boundary import scoring as tscoring
 
 
 wildcard_constraints:
@@ -246,7 +246,7 @@ def centre_made_with(name):
 
 
 def centre_search(exp):
-    """The search's own settings (trainability.centre): window, factor, depth, pilots, tolerance."""
+    """The search's own settings (trainability.boundary.centre): window, factor, depth, pilots, tolerance."""
     zoom, ps, res = exp["zoom"], exp["phase_space"], exp["grid"]["resolution"]
     depth = max(zoom["max_frames"], 1)
     deepest = tgrid.concentric_window((ps["x"], ps["y"]), zoom["factor"], depth - 1)

@@ -1,13 +1,13 @@
 # ---------------------------------------------------------------------------
 # Each job's resources (memory, runtime), estimated from its experiment's work and
-# grown on each retry. Code: trainability/resources.py (frame and sequence jobs).
+# grown on each retry. Code: trainability/ops/resources.py (frame and sequence jobs).
 # Tests: tests/test_resources.py, tests/test_slurm.py.
 # ---------------------------------------------------------------------------
 import math
 import os
 
-from trainability import problem as tproblem
-from trainability import resources as tresources
+from trainability.contract import problem as tproblem
+from trainability.ops import resources as tresources
 
 
 def shard_work(exp, pixels=None):
@@ -67,7 +67,7 @@ def frame_pixels(wildcards):
 
 
 def frame_mem_mb(wildcards, attempt):
-    """Memory of a job holding one frame (trainability/resources.py): scales with the grid."""
+    """Memory of a job holding one frame (trainability/ops/resources.py): scales with the grid."""
     return tresources.frame_job_mem_mb(frame_pixels(wildcards), attempt)
 
 

@@ -2,7 +2,7 @@
 # Zoom sequences (experiments with zoom.frames > 1): every frame as a picture at
 # native resolution and as a panel, a strip of frames, the video, and the
 # dimension of each frame against its depth.
-# Code: trainability/zoom_figures.py, trainability/video.py.
+# Code: trainability/figures/zoom.py, trainability/figures/video.py.
 # ---------------------------------------------------------------------------
 
 

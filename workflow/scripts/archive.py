@@ -2,7 +2,7 @@
 
 Contents: results/<experiment>/ and logs/<experiment>/ as they are, the
 Snakemake report of the experiment, provenance.json and MANIFEST.sha256 (see
-trainability.archive). Reads results and logs, never writes or removes them.
+trainability.results.archive). Reads results and logs, never writes or removes them.
 """
 
 import datetime
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from trainability import archive, integrity, io, provenance
+from trainability.results import archive, integrity, provenance
+from trainability.results import files as result_files
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -30,7 +31,7 @@ out_path = Path(snakemake.output[0])
 
 def read_attrs(path):
     try:
-        return io.read_h5(path, [])[1]
+        return result_files.read_h5(path, [])[1]
     except OSError as err:
         return {"error": str(err)}
 
@@ -91,7 +92,7 @@ record = provenance.provenance(
     resolved=params.resolved,
     as_given=snakemake.config["experiments"][name],
     config_files=params.configfiles,
-    versions=io.software_versions(),
+    versions=result_files.software_versions(),
     git=provenance.git_state(Path(params.snakefile).parent),
     slurm_by_output=provenance.slurm_job_ids(
         workdir / ".snakemake" / "log", tuple(f"{d}/" for d in params.directories)

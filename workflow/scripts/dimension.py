@@ -3,7 +3,8 @@
 import logging
 import sys
 
-from trainability import dimension, io, pilots
+from trainability.boundary import box_counting, pilots
+from trainability.results import files
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -12,8 +13,8 @@ measure = snakemake.params.measure
 sequence = snakemake.params.sequence
 edges = []
 for path in snakemake.input:
-    data, _ = io.read_h5(path, [measure])
-    edges.append(dimension.edge_map(data[measure]))
+    data, _ = files.read_h5(path, [measure])
+    edges.append(box_counting.edge_map(data[measure]))
 
 # Every frame of a sequence is concentric about its centre: one without boundary in
 # its central region means the centre is off the boundary at that scale. An error
@@ -32,10 +33,10 @@ if len(edges) > 1:
             raise SystemExit(message)
         logging.warning(message)
 
-estimate = dimension.fractal_dimension(edges)
+estimate = box_counting.fractal_dimension(edges)
 if estimate.reason:
     logging.warning("experiment %s: no dimension: %s", snakemake.wildcards.experiment, estimate.reason)
-io.write_json(
+files.write_json(
     snakemake.output[0],
     {
         "experiment": snakemake.wildcards.experiment,

@@ -4,7 +4,7 @@ import json
 import logging
 import sys
 
-from trainability import tables
+from trainability.figures import tables
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")

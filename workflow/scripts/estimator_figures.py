@@ -4,7 +4,10 @@ import json
 import logging
 import sys
 
-from trainability import line_dimension, line_figures, uncertainty, uncertainty_figures
+from trainability.boundary import line_dimension, uncertainty
+from trainability.figures import line as line_figure
+from trainability.figures import style
+from trainability.figures import uncertainty as uncertainty_figure
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -13,6 +16,7 @@ with open(snakemake.input[0]) as fh:
     data = json.load(fh)
 title, pdf, png = snakemake.params.title, snakemake.output.pdf, snakemake.output.png
 if snakemake.wildcards.estimator == "uncertainty":
-    uncertainty_figures.plot_uncertainty(uncertainty.UncertaintyResult.from_dict(data), title, pdf, png)
+    figure = uncertainty_figure.uncertainty_figure(uncertainty.UncertaintyResult.from_dict(data), title)
 else:
-    line_figures.plot_line_dimension(line_dimension.LineDimension.from_dict(data), title, pdf, png)
+    figure = line_figure.line_dimension_figure(line_dimension.LineDimension.from_dict(data), title)
+style.save_figure(figure, pdf, png)

@@ -1,4 +1,4 @@
-"""Snakemake adapter: find the automatic centre of a zoom sequence (trainability.centre)."""
+"""Snakemake adapter: find the automatic centre of a zoom sequence (trainability.boundary.centre)."""
 
 import json
 import logging
@@ -9,7 +9,11 @@ from pathlib import Path
 
 import torch
 
-from trainability import centre, grid, io, kernels, training
+from trainability import training
+from trainability.boundary import centre
+from trainability.contract import grid
+from trainability.kernels import dispatch
+from trainability.results import files
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -18,7 +22,7 @@ log = logging.getLogger("find_centre")
 made_with = snakemake.params.made_with
 search = made_with["search"]
 torch.set_num_threads(snakemake.threads)
-device = kernels.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
+device = dispatch.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
 converged, kernel = training.converged_function(made_with["training"], device, made_with["kernel"])
 log.info(
     "descending %d levels with %d^2 pilot frames (factor %g), kernel %s on %s",
@@ -69,7 +73,7 @@ for frame in range(search["depth"]):
 
 # A centre that differs from the last one found for this experiment moves every frame.
 history = Path(snakemake.params.history)
-records, bad_lines = io.read_json_lines(history)
+records, bad_lines = files.read_json_lines(history)
 if bad_lines:
     log.warning("%s: lines %s are not JSON; skipped (the history is a log only)", history, bad_lines)
 centres = [r["centre"] for r in records if isinstance(r, dict) and isinstance(r.get("centre"), list)]
@@ -82,7 +86,7 @@ history.parent.mkdir(parents=True, exist_ok=True)
 with open(history, "a") as fh:
     fh.write(json.dumps({"centre": list(found.centre), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
 
-io.write_json(
+files.write_json(
     snakemake.output[0],
     {
         "experiment": snakemake.wildcards.experiment,
@@ -92,8 +96,8 @@ io.write_json(
         "arithmetic": training.arithmetic(kernel, device, made_with["training"]),
         # What the centre depends on: checked against the config when the workflow starts.
         "made_with": made_with,
-        "device": kernels.describe_device(device),
+        "device": dispatch.describe_device(device),
         "seconds": elapsed,
-        "versions": io.software_versions(),
+        "versions": files.software_versions(),
     },
 )

@@ -6,21 +6,23 @@ import sys
 
 import torch
 
-from trainability import estimators, io, kernels, training
+from trainability import training
+from trainability.kernels import dispatch
+from trainability.results import files
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 params = snakemake.params
 torch.set_num_threads(snakemake.threads)
-device = kernels.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
-result, labels, kernel = estimators.line_estimate(
+device = dispatch.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
+result, labels, kernel = training.line_estimate(
     params.training, params.spec, device=device, kernel=params.kernel
 )
 logging.info(
     "kernel %s: %d points at y = %s; dimension %s", kernel, labels.size, params.spec["y"], result.dimension
 )
-io.write_json(
+files.write_json(
     snakemake.output[0],
     {
         "experiment": snakemake.wildcards.experiment,

@@ -4,20 +4,21 @@ import logging
 import os
 import sys
 
-from trainability import arithmetic, grid, integrity, io, statistics
 from trainability import config as tconfig
+from trainability.contract import grid, statistics
+from trainability.results import files, integrity, shard_arithmetic
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 params = snakemake.params
 resolution = params.training["resolution"]
-stats, shard_attrs = io.merge_shards(
+stats, shard_attrs = files.merge_shards(
     snakemake.input.shards, statistics.STAT_FIELDS, resolution, params.shard_size
 )
 # Read from the config, not a param: allowing it must not rerun (and retrain) merged frames.
-identities = arithmetic.by_identity(snakemake.input.shards, [a.get("arithmetic") for a in shard_attrs])
-problem = arithmetic.mixing_problem(identities, tconfig.allow_mixed_arithmetic(snakemake.config))
+identities = shard_arithmetic.by_identity(snakemake.input.shards, [a.get("arithmetic") for a in shard_attrs])
+problem = shard_arithmetic.mixing_problem(identities, tconfig.allow_mixed_arithmetic(snakemake.config))
 if problem:
     raise SystemExit(f"merge of {snakemake.output[0]} refused: {problem}")
 window = integrity.frame_window(params.window, snakemake.input.get("centre"), snakemake.wildcards.experiment)
@@ -25,7 +26,7 @@ window = integrity.frame_window(params.window, snakemake.input.get("centre"), sn
 devices = sorted(
     {a["device"]["device"] + " " + a["device"].get("gpu", a["device"]["processor"]) for a in shard_attrs}
 )
-io.write_h5(
+files.write_h5(
     snakemake.output[0],
     stats,
     attrs={
@@ -40,8 +41,8 @@ io.write_h5(
         "devices": devices,
         "kernels": sorted({a.get("kernel", "unknown") for a in shard_attrs}),
         # Where each shard was computed and with which arithmetic: the shards may be removed.
-        "shard_sources": io.shard_sources(shard_attrs),
-        "versions": io.software_versions(),
+        "shard_sources": files.shard_sources(shard_attrs),
+        "versions": files.software_versions(),
         "slurm_job_ids": sorted({os.environ.get("SLURM_JOB_ID", "")} - {""}),
     },
     scales={

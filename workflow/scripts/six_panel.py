@@ -4,7 +4,8 @@ import json
 import logging
 import sys
 
-from trainability import figures, io
+from trainability.figures import landscapes, style
+from trainability.results import files
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -14,7 +15,7 @@ for panel, scores_path, dim_path in zip(
     snakemake.params.panels, snakemake.input.scores, snakemake.input.dimensions
 ):
     measure = panel["measure"]  # the label measure of its model kind
-    scores, attrs = io.read_h5(scores_path, [measure])
+    scores, attrs = files.read_h5(scores_path, [measure])
     with open(dim_path) as fh:
         dim = json.load(fh)
     panels.append(
@@ -27,4 +28,4 @@ for panel, scores_path, dim_path in zip(
             dimension=dim["median"],
         )
     )
-figures.save_six_panel(panels, snakemake.output.pdf, snakemake.output.png)
+style.save_figure(landscapes.six_panel_figure(panels), snakemake.output.pdf, snakemake.output.png)

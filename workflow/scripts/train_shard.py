@@ -7,7 +7,11 @@ import time
 
 import torch
 
-from trainability import faults, grid, integrity, io, kernels, reuse, training
+from trainability import training
+from trainability.contract import grid
+from trainability.kernels import dispatch
+from trainability.ops import faults
+from trainability.results import files, integrity, reuse
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -21,7 +25,7 @@ start, stop = grid.shard_pixels(shard, resolution, params.shard_size)
 
 torch.set_num_threads(snakemake.threads)
 # A runtime choice, not a rerun trigger: auto = CUDA when visible, else CPU.
-device = kernels.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
+device = dispatch.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
 log.info(
     "shard %d: pixels %d..%d of %d, %d steps, device %s",
     shard,
@@ -75,9 +79,9 @@ else:
         shared, settings, x, y, device=device, kernel=kernel, first_pixel=start, progress=progress
     )
     log.info("trained %d pixels in %.1f s", stop - start, time.monotonic() - began)
-    source = {"device": kernels.describe_device(device), "arithmetic": arithmetic}
+    source = {"device": dispatch.describe_device(device), "arithmetic": arithmetic}
 
-io.write_h5(
+files.write_h5(
     snakemake.output[0],
     stats,
     attrs={
@@ -91,6 +95,6 @@ io.write_h5(
         "device": source["device"],
         "kernel": kernel,
         "arithmetic": source["arithmetic"],
-        "versions": io.software_versions(),
+        "versions": files.software_versions(),
     },
 )

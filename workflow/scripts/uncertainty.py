@@ -6,15 +6,17 @@ import sys
 
 import torch
 
-from trainability import estimators, io, kernels, training
+from trainability import training
+from trainability.kernels import dispatch
+from trainability.results import files
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 params = snakemake.params
 torch.set_num_threads(snakemake.threads)
-device = kernels.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
-result, kernel = estimators.uncertainty_estimate(
+device = dispatch.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
+result, kernel = training.uncertainty_estimate(
     params.training, params.window, params.spec, device=device, kernel=params.kernel
 )
 logging.info(
@@ -27,7 +29,7 @@ logging.info(
     result.dimension_high,
     f"; {result.reason}" if result.reason else "",
 )
-io.write_json(
+files.write_json(
     snakemake.output[0],
     {
         "experiment": snakemake.wildcards.experiment,

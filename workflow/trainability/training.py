@@ -3,10 +3,10 @@
 One path for a frame's shards (``workflow/scripts/train_shard.py``), the centre
 search's pilot pixels (``converged_function``) and the estimators' points (the
 uncertainty exponent, the line): hyperparameters ``10**x, 10**y`` -> per-layer
-learning rates, offsets and optimiser hyperparameters (``trainability.phase_space``)
--> each pixel's problem (shared, or drawn per pixel: ``trainability.randomness``) ->
-``kernels.train_pixels``; or, for Liu's one-dimensional control (model kind
-``quadratic_cosine``), ``one_dimensional.train``. So a pilot pixel and a frame pixel at
+learning rates, offsets and optimiser hyperparameters (``trainability.contract.phase_space``)
+-> each pixel's problem (shared, or drawn per pixel: ``trainability.contract.randomness``) ->
+``dispatch.train_pixels``; or, for Liu's one-dimensional control (model kind
+``quadratic_cosine``), ``quadratic_cosine.train``. So a pilot pixel and a frame pixel at
 the same coordinates get the same answer from the same kernel.
 """
 
@@ -15,17 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trainability import (
-    kernels,
-    numerics,
-    one_dimensional,
-    optimizers,
-    phase_space,
-    problem,
-    randomness,
-    scoring,
-)
-from trainability.centre import Converged
+from trainability.boundary import line_dimension, scoring, uncertainty
+from trainability.boundary.centre import Converged
+from trainability.contract import numerics, optimizers, phase_space, problem, randomness
+from trainability.kernels import dispatch, quadratic_cosine
 
 # The 1-D model's trainer is numpy on the CPU whatever the device: its "kernel".
 ONE_DIMENSIONAL_KERNEL = "numpy"
@@ -47,15 +40,15 @@ def select_kernel(shared: problem.Problem | None, settings: dict, device: torch.
     if shared is None:
         return ONE_DIMENSIONAL_KERNEL
     probe = _pixel_problem(shared, settings, [0])
-    return kernels.select_kernel(probe, settings["training"]["dtype"], device, kernel)
+    return dispatch.select_kernel(probe, settings["training"]["dtype"], device, kernel)
 
 
 def arithmetic(kernel: str, device: torch.device, settings: dict) -> dict[str, str]:
-    """What the bits depend on (``kernels.arithmetic``); the 1-D model's numpy float64."""
+    """What the bits depend on (``dispatch.arithmetic``); the 1-D model's numpy float64."""
     if kernel == ONE_DIMENSIONAL_KERNEL:
         return {"kernel": kernel, "build": f"numpy {np.__version__} float64", "device": "cpu"}
     training = settings["training"]
-    return kernels.arithmetic(kernel, device, training["dtype"], optimizers.optimizer_of(training))
+    return dispatch.arithmetic(kernel, device, training["dtype"], optimizers.optimizer_of(training))
 
 
 def train_points(
@@ -67,13 +60,13 @@ def train_points(
     device: torch.device,
     kernel: str,
     first_pixel: int = 0,
-    progress: kernels.ProgressCallback | None = None,
+    progress: dispatch.ProgressCallback | None = None,
     pixel_indices: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Loss statistics of the pixels at hyperparameter values (x, y) (not log10).
 
     ``settings``: ``config.training_params`` of the experiment; ``first_pixel``:
-    the global index of the first pixel (see ``kernels.train_pixels``);
+    the global index of the first pixel (see ``dispatch.train_pixels``);
     ``pixel_indices``: the indices whose per-pixel draws the points use (default
     first_pixel, first_pixel + 1, ...; points that must share a draw share an index).
     """
@@ -88,7 +81,7 @@ def train_points(
         axis = phase_space.axis_field(kind)
         if axis in fixed:
             fixed[axis] = y_values
-        return one_dimensional.train(
+        return quadratic_cosine.train(
             x_values,
             fixed["amplitude"],
             fixed["wavelength"],
@@ -101,7 +94,7 @@ def train_points(
     if pixel_indices is None:
         pixel_indices = np.arange(first_pixel, first_pixel + len(x_values))
     learning_rates, offsets = phase_space.mlp_learning_rates(kind, x_values, y_values, len(shared.weights))
-    return kernels.train_pixels(
+    return dispatch.train_pixels(
         _pixel_problem(shared, settings, pixel_indices),
         learning_rates,
         offsets,
@@ -135,3 +128,58 @@ def converged_function(settings: dict, device: torch.device, kernel: str = "auto
         return trainable_labels(settings, stats)
 
     return converged, chosen
+
+
+# --------------------------------------------------- the estimators beside the box count
+
+
+def uncertainty_estimate(
+    settings: dict, window, spec: dict, *, device: torch.device, kernel: str, progress=None
+) -> tuple[uncertainty.UncertaintyResult, str]:
+    """(the fit, the kernel that trained); ``spec``: the experiment's resolved ``uncertainty``."""
+    shared = shared_problem(settings)
+    chosen = select_kernel(shared, settings, device, kernel)
+    eps = uncertainty.epsilons(
+        window, settings["training"]["dtype"], per_decade=spec["per_decade"], largest=spec["largest"]
+    )
+    samples = uncertainty.sample(window, spec["points"], eps, spec["seed"])
+    points = samples.all_points()
+    stats = train_points(
+        shared,
+        settings,
+        numerics.pow10(points[:, 0]),
+        numerics.pow10(points[:, 1]),
+        device=device,
+        kernel=chosen,
+        progress=progress,
+        pixel_indices=np.tile(np.arange(spec["points"]), eps.size + 1),
+    )
+    base, perturbed = samples.split(trainable_labels(settings, stats))
+    fit = uncertainty.fit(eps, base, perturbed, d=2, bootstrap=spec["bootstrap"], seed=spec["seed"])
+    return fit, chosen
+
+
+def line_points(spec: dict) -> np.ndarray:
+    """The line's x coordinates (log10 units): 2**K + 1 points across its x (resolved ``line``)."""
+    x_lo, x_hi = spec["x"]
+    return np.linspace(x_lo, x_hi, 2 ** spec["points_log2"] + 1)
+
+
+def line_estimate(
+    settings: dict, spec: dict, *, device: torch.device, kernel: str, progress=None
+) -> tuple[line_dimension.LineDimension, np.ndarray, str]:
+    """(the fit, the labels along the line, the kernel that trained)."""
+    shared = shared_problem(settings)
+    chosen = select_kernel(shared, settings, device, kernel)
+    x = line_points(spec)
+    stats = train_points(
+        shared,
+        settings,
+        numerics.pow10(x),
+        np.full(x.size, numerics.pow10(spec["y"])),
+        device=device,
+        kernel=chosen,
+        progress=progress,
+    )
+    labels = trainable_labels(settings, stats)
+    return line_dimension.fit(labels), labels, chosen

@@ -36,7 +36,7 @@ thread count, so results are invariant to sharding, bit for bit
 (tests/test_fused_bits.py checks this, and the bits against digests recorded
 for ``BUILD_CLASS``).
 
-Optimisers: gd, momentum and Adam (``trainability.optimizers`` states their update
+Optimisers: gd, momentum and Adam (``trainability.contract.optimizers`` states their update
 rules), the optimiser an enum (``OPTIMIZER``) and its per-pixel hyperparameters a
 (P, 3) array passed to the kernel, which keeps each pixel's state (momentum and
 Adam buffers, Adam's running products beta^t) in its own buffer, reset per pixel.
@@ -61,10 +61,10 @@ from pathlib import Path
 
 import numpy as np
 
-from trainability.optimizers import OPTIMIZERS
-from trainability.optimizers import check_arguments as check_optimizer_arguments
-from trainability.problem import Problem, layer_constants
-from trainability.statistics import FLOAT_FIELDS, MAX_RATIO, TAIL_STEPS, from_columns
+from trainability.contract.optimizers import OPTIMIZERS
+from trainability.contract.optimizers import check_arguments as check_optimizer_arguments
+from trainability.contract.problem import Problem, layer_constants
+from trainability.contract.statistics import FLOAT_FIELDS, MAX_RATIO, TAIL_STEPS, from_columns
 
 NAME = "fused"
 SOURCE = Path(__file__).with_name("fused_cpu.c")
@@ -254,7 +254,7 @@ def train(
     independent); ``chunk`` is the number of pixels per kernel call; ``lib`` a
     kernel from ``build_variant`` instead of the cached native build;
     ``optimizer`` and ``optimizer_params`` (name -> (P,) array; none for gd) as
-    ``trainability.optimizers`` defines them.
+    ``trainability.contract.optimizers`` defines them.
     """
     if problem.per_pixel:
         raise ValueError(_per_pixel_reason(problem))

@@ -2,7 +2,7 @@
 
 Shares no arithmetic with the kernels: the network is the notebook's formula
 (``net``), gradients come from torch autograd, momentum and Adam are
-torch.optim's own SGD and Adam (``trainability.optimizers`` states the rules
+torch.optim's own SGD and Adam (``trainability.contract.optimizers`` states the rules
 the kernels implement), and the statistics come from whole loss trajectories
 (``statistics.stats_from_losses``). Tests hold every kernel
 to it; the benchmark times it as the "plain way" (``autograd_loop``). Slow:
@@ -16,8 +16,8 @@ import math
 import numpy as np
 import torch
 
-from trainability.problem import Problem, one_pixel
-from trainability.statistics import stats_from_losses
+from trainability.contract.problem import Problem, one_pixel
+from trainability.contract.statistics import stats_from_losses
 
 
 def _torch_optimizer(optimizer: str, params, learning_rates, hyper: dict):

@@ -1,7 +1,7 @@
 """Batched torch backend: a block of pixels trained with a few dozen tensor operations per step.
 
 Runs on any torch device and network depth, float64 or float32, every optimiser
-(``trainability.optimizers``; per-pixel hyperparameters, state per block) and
+(``trainability.contract.optimizers``; per-pixel hyperparameters, state per block) and
 per-pixel weights, data and minibatches. All pixels of a block go through each
 step together; activations are laid out (N, B, width), so with shared data the
 first layer's forward pass and weight gradient are each one large matrix product
@@ -22,8 +22,8 @@ import math
 import numpy as np
 import torch
 
-from trainability.problem import Problem, layer_constants, pixel_rows
-from trainability.statistics import MAX_RATIO, STAT_FIELDS, TAIL_STEPS, empty_stats
+from trainability.contract.problem import Problem, layer_constants, pixel_rows
+from trainability.contract.statistics import MAX_RATIO, STAT_FIELDS, TAIL_STEPS, empty_stats
 
 NAME = "torch"
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -55,7 +55,8 @@ def train(
     optimizer: str = "gd",
     optimizer_params: dict | None = None,
 ) -> dict:
-    """Per-pixel statistics (``trainability.statistics``) of every pixel; see ``kernels.train_pixels``."""
+    """Per-pixel statistics (``trainability.contract.statistics``) of every pixel; see
+    ``kernels.dispatch.train_pixels``."""
     if block_pixels is None:
         block_pixels = DEFAULT_BLOCK_PIXELS.get(device.type, 256)
     learning_rates = np.asarray(learning_rates, dtype=np.float64)
@@ -227,7 +228,7 @@ def _layouts(values: torch.Tensor, n_layers: int) -> list[torch.Tensor]:
 
 def _updater(optimizer: str, W: list, lr_b: list, hyper: dict):
     """The update of every layer's weights (in place) from their gradients, with its
-    state (one per block): ``trainability.optimizers``'s rules, per-pixel hyperparameters."""
+    state (one per block): ``trainability.contract.optimizers``'s rules, per-pixel hyperparameters."""
     if optimizer == "gd":
 
         def gd(grads):
@@ -344,7 +345,7 @@ def _train_block(problem, inputs, lrs, offsets, hyper, progress, *, steps, offse
 
 
 class _Statistics:
-    """The running statistics (``trainability.statistics``) of a block's loss trajectories."""
+    """The running statistics (``trainability.contract.statistics``) of a block's loss trajectories."""
 
     def __init__(self, B: int, steps: int, device):
         f64 = dict(dtype=torch.float64, device=device)

@@ -44,7 +44,7 @@ interpreter has no libdevice: there tanh is always ``exp``. Expected bound
 (libdevice tanh ~33), i.e. at most ~1e8 pixel-steps/s on an H100/H200 for
 N = 272 with the DMMA work overlapped.
 
-Optimisers (``trainability.optimizers``) are a compile-time constant: gd's SASS is the
+Optimisers (``trainability.contract.optimizers``) are a compile-time constant: gd's SASS is the
 one it had before there were others. Their state (m; v for Adam) is one or two more
 (d_in, pixels*H) tiles on chip, so ``OPTIMIZER_DEFAULTS`` changes the defaults where
 gd's would spill (sm_90 AOT): float64 momentum unroll 1 (248 registers; unroll 2: 255
@@ -76,9 +76,9 @@ import os
 import numpy as np
 import torch
 
-from trainability.optimizers import OPTIMIZERS, check_arguments
-from trainability.problem import Problem, layer_constants
-from trainability.statistics import FLOAT_FIELDS, TAIL_STEPS, from_columns
+from trainability.contract.optimizers import OPTIMIZERS, check_arguments
+from trainability.contract.problem import Problem, layer_constants
+from trainability.contract.statistics import FLOAT_FIELDS, TAIL_STEPS, from_columns
 
 if importlib.util.find_spec("triton") is not None:
     from trainability.kernels import triton_source

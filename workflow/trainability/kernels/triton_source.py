@@ -10,7 +10,7 @@ side as one (DIN, PIXELS*H) matrix, column j belonging to pixel j // H, so one
 ``tl.dot`` of a data chunk (RB, DIN) serves all of them; nothing mixes columns
 (no reduction runs across pixels), so padded pixels cannot touch real ones.
 
-Optimisers (``trainability.optimizers``; ``OPT`` is a constexpr, so gd compiles to the
+Optimisers (``trainability.contract.optimizers``; ``OPT`` is a constexpr, so gd compiles to the
 code it always did): their state (m, and v for Adam) sits beside the weights, (DIN,
 PIXELS*H) for W0, and their per-pixel hyperparameters are loaded per column like the
 learning rates. Adam's bias corrections are running products per column in float64
@@ -29,8 +29,8 @@ import triton.language as tl
 from triton.backends.compiler import GPUTarget
 from triton.language.extra import libdevice
 
-from trainability.statistics import FLOAT_FIELDS
-from trainability.statistics import MAX_RATIO as _MAX_RATIO
+from trainability.contract.statistics import FLOAT_FIELDS
+from trainability.contract.statistics import MAX_RATIO as _MAX_RATIO
 
 MAX_RATIO = tl.constexpr(_MAX_RATIO)
 N_STATS = tl.constexpr(len(FLOAT_FIELDS))
