@@ -19,7 +19,7 @@ test: $(VENV)/.installed
 
 env: $(VENV)/.installed
 
-# What tests/test_lint.py checks, fixed where the tools can.
+# What tests/workflow/test_lint.py checks, fixed where the tools can.
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .

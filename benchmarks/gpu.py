@@ -50,8 +50,8 @@ def steps(out: Path, tag: str, dry: bool) -> list[dict]:
     """name, argv (after ``python -m``), seconds allowed, and what it needs, per step."""
     py = [sys.executable, "-m"]
     tests = [
-        "tests/test_fused.py",
-        "tests/test_triton_variants.py",
+        "tests/kernels/test_c_cpu.py",
+        "tests/kernels/test_triton_variants.py",
         "-q",
         "-k",
         "cuda",

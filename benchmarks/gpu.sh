@@ -4,7 +4,7 @@
 # PyTorch, Triton, numpy, h5py and pytest: no snakemake, no venv.
 #
 #   bash benchmarks/gpu.sh            # on the GPU node; JSON under benchmarks/results/
-#   bash benchmarks/gpu.sh --dry      # the small CPU form of every step (tests/test_gpu_script.py)
+#   bash benchmarks/gpu.sh --dry      # the small CPU form of every step (tests/kernels/test_gpu_script.py)
 #
 # PYTHON picks the interpreter (default: python3 on PATH); other arguments go to gpu.py.
 set -euo pipefail

@@ -68,10 +68,8 @@ JOB_HEADER = re.compile(r"^(?:local)?rule (\w+):$")
 WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
 
 
-def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict]]:
-    """The jobs a dry run would execute: [(rule, wildcards)], from Snakemake's own plan."""
-    result = snakemake(workdir, "--dry-run", *args)
-    text = result.stdout + result.stderr
+def jobs_in(text: str) -> list[tuple[str, dict]]:
+    """[(rule, wildcards)] of the jobs a Snakemake run or dry run printed."""
     jobs = []
     for line in text.splitlines():
         header = JOB_HEADER.match(line.strip())
@@ -83,6 +81,14 @@ def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict]]:
             for item in wildcards.group(1).split(", "):
                 key, _, value = item.partition("=")
                 jobs[-1][1][key] = value
+    return jobs
+
+
+def planned_jobs(workdir: Path, *args: str) -> list[tuple[str, dict]]:
+    """The jobs a dry run would execute: [(rule, wildcards)], from Snakemake's own plan."""
+    result = snakemake(workdir, "--dry-run", *args)
+    text = result.stdout + result.stderr
+    jobs = jobs_in(text)
     if not jobs and "Nothing to be done" not in text:
         raise AssertionError(f"could not read a plan from:\n{text[-4000:]}")
     return jobs

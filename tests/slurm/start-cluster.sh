@@ -279,7 +279,7 @@ AccountingStorageTRES=gres/gpu${GPU_TYPE:+,gres/gpu:$GPU_TYPE}
 # "\$TRAINABILITY_SLURM_ACCOUNT" is rejected at submit time).
 AccountingStorageEnforce=associations
 # Store sbatch --comment (Snakemake puts rule and wildcards there), so sacct
-# can tell which job computed which shard (tests/test_slurm.py).
+# can tell which job computed which shard (tests/slurm/test_slurm.py).
 AccountingStoreFlags=job_comment
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30

@@ -1,7 +1,7 @@
 # ---------------------------------------------------------------------------
 # Checks before anything runs: cluster settings, the kernel, damaged results.
 # Code: trainability/ops/cluster.py, trainability/kernels/, trainability/results/integrity.py.
-# Tests: tests/test_faults.py, tests/test_slurm.py.
+# Tests: tests/workflow/test_faults.py, tests/slurm/test_slurm.py.
 # ---------------------------------------------------------------------------
 from snakemake.logging import logger as _logger
 

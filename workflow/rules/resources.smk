@@ -1,7 +1,7 @@
 # ---------------------------------------------------------------------------
 # Each job's resources (memory, runtime), estimated from its experiment's work and
 # grown on each retry. Code: trainability/ops/resources.py (frame and sequence jobs).
-# Tests: tests/test_resources.py, tests/test_slurm.py.
+# Tests: tests/workflow/test_resources.py, tests/slurm/test_slurm.py.
 # ---------------------------------------------------------------------------
 import math
 import os

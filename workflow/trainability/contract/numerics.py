@@ -122,7 +122,7 @@ def sin_cos(x) -> tuple[np.ndarray, np.ndarray]:
     fdlibm's algorithm: x - n pi/2 in two doubles (Cody-Waite with a four-part pi/2), then
     its minimax kernels in its Horner order; numpy never fuses a multiply-add, so the bits
     are the same on every CPU. Error < 1 ulp for |x| <= 2**20 pi/2 (about 1.6e6), where
-    n * pi/2 is exact to 2**-130 (measured: 0.77 ulp at most; tests/test_numerics_trig.py).
+    n * pi/2 is exact to 2**-130 (measured: 0.77 ulp at most; tests/unit/contract/test_numerics_trig.py).
     Up to 2**48, n * _PIO2_1 is rounded: sin and cos of x moved by at most |x| 2**-53
     (half an ulp to an ulp of x). Past 2**48 x is first taken modulo 2**20, not a
     multiple of 2 pi: deterministic values in [-1, 1], not sin and cos of x (0 and 1 from

@@ -24,7 +24,7 @@ to the vectoriser), fused multiply-adds are written out (``__builtin_fma``;
 libm's correctly rounded ``fma`` where the hardware has none, only slower) and
 ``-ffp-contract=off`` forbids others, so ``-march=native`` changes speed only.
 ``BUILD_CLASS`` names this arithmetic (bumped whenever the C source changes
-bits); tests/test_fused_bits.py builds several ISAs and compares bit for bit.
+bits); tests/kernels/test_c_cpu_bits.py builds several ISAs and compares bit for bit.
 
 tanh is the kernel's own vectorisable implementation (expm1 by Cody-Waite
 reduction and a degree-13 Taylor polynomial, Horner steps as FMAs; <= 2.1 ulp,
@@ -33,7 +33,7 @@ chains interleave (on Zen 3 ~12 cycles per 4 values, against ~29 one value at a
 time, which was already about twice as fast as glibc's vector tanh). Each
 pixel's arithmetic does not depend on any other pixel, the chunking or the
 thread count, so results are invariant to sharding, bit for bit
-(tests/test_fused_bits.py checks this, and the bits against digests recorded
+(tests/kernels/test_c_cpu_bits.py checks this, and the bits against digests recorded
 for ``BUILD_CLASS``).
 
 Optimisers: gd, momentum and Adam (``trainability.contract.optimizers`` states their update
@@ -197,7 +197,7 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
 
 def build_variant(march: str, out_dir: Path, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
     """The kernel built for ``-march=<march>`` (later ``extra_flags`` override, e.g. ``-O1``)
-    into ``out_dir``, uncached, for comparing builds (tests/test_fused_bits.py); pass it to
+    into ``out_dir``, uncached, for comparing builds (tests/kernels/test_c_cpu_bits.py); pass it to
     ``train(lib=...)``. Raises RuntimeError when it does not build."""
     compiler = find_compiler()
     if compiler is None:

@@ -35,7 +35,7 @@ lr = 1, where |x| escapes slowly (by 2 lr - 1 a step) and late runs pass 1.4e6 b
 the 2**13 + 1 rates of [0.996, 1.008] (where every change lies), all in [1.0005,
 1.006], all diverged here and not for Liu; the dimension over k = 15..20 is 1.00
 here and 0.99 by Liu's threshold (Liu's stored counts, the same);
-tests/test_one_dimensional.py (test_liu_threshold_*) checks the cell's.
+tests/unit/kernels/test_quadratic_cosine.py (test_liu_threshold_*) checks the cell's.
 A diverging x overflows to inf and then NaN (numpy's warnings silenced): the contract
 maps non-finite losses to MAX_RATIO.
 """

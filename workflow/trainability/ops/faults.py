@@ -1,4 +1,4 @@
-"""Test-only fault injection for shard jobs (tests/test_faults.py, tests/test_slurm.py).
+"""Test-only fault injection for shard jobs (tests/workflow/test_faults.py, tests/slurm/test_slurm.py).
 
 Two environment variables, unset outside the tests (then nothing happens):
 
@@ -72,7 +72,7 @@ def inject(
     label = f"{experiment}:{int(frame)}:{int(shard)}"
     delays, failures = slow(environ), failing(environ)  # both parsed first: bad values fail every shard
     if me in delays:
-        # tests/test_slurm.py waits for this line in the shard's log.
+        # tests/slurm/test_slurm.py waits for this line in the shard's log.
         log.info("test fault injection: sleeping %s s (%s)", delays[me], SLOW)
         sleep(delays[me])
     if me in failures:

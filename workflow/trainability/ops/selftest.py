@@ -23,7 +23,7 @@ and of W1 in [1.5, 2.7], where about 70% of pixels converge) with
   1e-7, moves the measure of most converged pixels in this window by percent, and
   of diverged ones by up to 1e-3, as a 1e-13 change of a learning rate does in
   float64). These criteria hold at every step count and resolution the command
-  accepts (tests/test_selftest.py runs 20 to 300 steps);
+  accepts (tests/kernels/test_selftest.py runs 20 to 300 steps);
 
 and times each on a grid large enough to fill the device, reporting
 pixel-steps/s and the estimated time of a 4096^2-pixel, 1000-step frame.

@@ -4,7 +4,7 @@ chunking, threads and which pixels share a call, not ignored (momentum with beta
 gd bit for bit, beta = 0.9 is not), and the same bits in another build; per-pixel
 problems are refused with the reason.
 
-The gd kernel's bits are pinned by tests/test_fused_bits.py (digests); these tests
+The gd kernel's bits are pinned by tests/kernels/test_c_cpu_bits.py (digests); these tests
 record none, they compare runs.
 """
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from test_config import GOOD, problems_of, with_change
+from config_helpers import GOOD, problems_of, with_change
 from trainability.config import LIMITS, validate_config
 from trainability.contract.grid import MAX_FRAMES
 

@@ -130,7 +130,7 @@ def assert_matches_reference(name: str, pair: dict, labels_only: bool) -> None:
 def interpreted():
     if triton_gpu.triton_source is None:
         pytest.skip("triton is not installed")
-    proc = run_script(SCRIPT, str(Path(__file__).parent), json.dumps(AGREEMENT_CASES))
+    proc = run_script(SCRIPT, str(Path(__file__).resolve().parents[1]), json.dumps(AGREEMENT_CASES))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

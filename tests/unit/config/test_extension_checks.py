@@ -6,12 +6,11 @@ import math
 
 import numpy as np
 import pytest
-import yaml
 
-from test_config import DELETE, GOOD, problems_of, with_change
+from config_helpers import DELETE, GOOD, problems_of, with_change
 from trainability.boundary import uncertainty
 from trainability.config import validate_config
-from workflow_helpers import REPO, TINY_CONFIG, prepare_workdir, snakemake
+from workflow_helpers import REPO
 
 LIU = {
     "experiments": {
@@ -241,21 +240,6 @@ def test_mlp_phase_spaces_refuse_the_one_dimensional_axes():
         "experiments.exp.phase_space.kind: 'lr_vs_amplitude' does not apply to the mlp model"
         in problems_of(config)
     )
-
-
-def test_the_workflow_refuses_a_bad_optimizer_before_any_job(tmp_path):
-    """Through Snakemake itself: non-zero exit, every field named, nothing created."""
-    config = yaml.safe_load(TINY_CONFIG.read_text())
-    exp = config["experiments"]["tanh_small"]
-    exp["training"].update(optimizer="adam", eps=0.0)
-    exp["data"]["per_pixel"] = ["minibatch"]
-    workdir = prepare_workdir(tmp_path, config)
-    result = snakemake(workdir, "--dry-run", check=False)
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
-    assert "experiments.tanh_small.training.eps: 0.0 is outside the allowed range; allowed: eps > 0" in output
-    assert "experiments.tanh_small.data.per_pixel: 'minibatch' but training.batch is 'full'" in output
-    assert not (workdir / "results").exists()
 
 
 def fits_at_best(n_points):

@@ -18,7 +18,7 @@ from trainability.contract.problem import per_layer_learning_rates
 from trainability.contract.statistics import STAT_FIELDS
 from trainability.kernels import triton_gpu
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 needs_triton = pytest.mark.skipif(triton_gpu.triton_source is None, reason="triton is not installed")
 
 # nonlinearity, dtype, minibatch, phase space, offset mode, knobs
@@ -135,7 +135,7 @@ def run_script(script, *args, interpret=True):
 
 @needs_triton
 def test_every_variant_family_matches_the_torch_kernel_in_interpreter():
-    proc = run_script(AGREEMENT_SCRIPT, str(Path(__file__).parent), json.dumps(AGREEMENT_CASES))
+    proc = run_script(AGREEMENT_SCRIPT, str(Path(__file__).resolve().parents[1]), json.dumps(AGREEMENT_CASES))
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(results) == len(AGREEMENT_CASES)
@@ -147,7 +147,7 @@ def test_every_variant_family_matches_the_torch_kernel_in_interpreter():
 def test_results_do_not_depend_on_launch_size_grouping_or_tail_in_interpreter():
     """For a fixed variant, bit for bit. Across ``pixels`` the interpreter's bits differ (numpy's
     summation order depends on the array's shape), so that is only held to rounding."""
-    proc = run_script(INVARIANCE_SCRIPT, str(Path(__file__).parent))
+    proc = run_script(INVARIANCE_SCRIPT, str(Path(__file__).resolve().parents[1]))
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["failures"] == []

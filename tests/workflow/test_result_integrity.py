@@ -13,10 +13,9 @@ import h5py
 import pytest
 import yaml
 
-from test_faults import planned_jobs_from
 from trainability.contract import statistics
 from trainability.results import files, integrity
-from workflow_helpers import TINY_CONFIG, planned_jobs, prepare_workdir, snakemake, write_config
+from workflow_helpers import TINY_CONFIG, jobs_in, planned_jobs, prepare_workdir, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +60,7 @@ def test_kept_shards_copied_mixed_and_stale(tmp_path):
     result = snakemake(workdir)
     output = output_of(result)
     assert f"Damaged result file {SHARDS}/shard2.h5 (it holds first_pixel = 0, expected 80" in output
-    trained = [wc.get("shard") for rule, wc in planned_jobs_from(output) if rule == "train_shard"]
+    trained = [wc.get("shard") for rule, wc in jobs_in(output) if rule == "train_shard"]
     assert trained == ["2"], "the copy is remade, and only it"
     assert [n.split(".corrupt-")[0] for n in moved_aside(workdir, SHARDS, "corrupt")] == ["shard2.h5"]
     # Remade byte for byte, and merged into the same frame.
@@ -130,6 +129,6 @@ def test_a_garbage_grid_is_moved_aside_and_remade(tmp_path):
     (workdir / SCORES).write_bytes(garbage)
     result = output_of(snakemake(workdir))
     assert f"Damaged result file {SCORES}" in result
-    ran = {rule for rule, _ in planned_jobs_from(result)}
+    ran = {rule for rule, _ in jobs_in(result)}
     assert {"score", "figures"} <= ran and not {"merge", "train_shard"} & ran
     assert integrity.structure_problem(workdir / SCORES, ["trainable"], (12, 12)) is None

@@ -4,44 +4,10 @@ import copy
 
 import numpy as np
 import pytest
-import yaml
 
-from trainability.config import ConfigError, layered_config, load_config, validate_config
-from workflow_helpers import REPO, TINY_CONFIG, prepare_workdir, snakemake
-
-GOOD = {
-    "experiments": {
-        "exp": {
-            "model": {"width": 4, "depth": 2, "nonlinearity": "tanh"},
-            "data": {"size": "params", "target_dim": 1, "seed": 0},
-            "training": {"steps": 10, "batch": "full", "dtype": "float64"},
-            "phase_space": {"kind": "lr_vs_lr", "x": [-1, 1], "y": [-1, 1]},
-            "grid": {"resolution": 8, "shard_size": 16},
-        }
-    }
-}
-
-
-def with_change(path, value, base=GOOD):
-    config = copy.deepcopy(base)
-    node = config["experiments"]["exp"]
-    *parents, leaf = path.split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-    if value is DELETE:
-        del node[leaf]
-    else:
-        node[leaf] = value
-    return config
-
-
-DELETE = object()
-
-
-def problems_of(config, workdir="."):
-    with pytest.raises(ConfigError) as info:
-        validate_config(config, workdir)
-    return "\n".join(info.value.problems)
+from config_helpers import DELETE, GOOD, problems_of, with_change
+from trainability.config import layered_config, load_config, validate_config
+from workflow_helpers import REPO, prepare_workdir
 
 
 @pytest.mark.parametrize(
@@ -305,20 +271,6 @@ def test_bad_minibatch_file(tmp_path):
     config = with_change("training", {"steps": 10, "batch": 3, "minibatch_file": "mb.npy"})
     message = problems_of(config, tmp_path)
     assert "experiments.exp.training.minibatch_file" in message and "indices must lie in [0, 20)" in message
-
-
-def test_workflow_refuses_bad_config_before_any_job(tmp_path):
-    """Through Snakemake itself: non-zero exit, the field named, nothing created."""
-    config = yaml.safe_load(TINY_CONFIG.read_text())
-    config["experiments"]["tanh_small"]["model"]["nonlinearity"] = "swish"
-    config["experiments"]["tanh_small"]["grid"]["shard_size"] = 0
-    workdir = prepare_workdir(tmp_path, config)
-    result = snakemake(workdir, check=False)
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
-    assert "experiments.tanh_small.model.nonlinearity: 'swish' is not one of" in output
-    assert "experiments.tanh_small.grid.shard_size: 0 is less than the minimum of 1" in output
-    assert not (workdir / "results").exists()
 
 
 @pytest.mark.parametrize(

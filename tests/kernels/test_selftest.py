@@ -12,7 +12,7 @@ import pytest
 from trainability.kernels import agreement, c_cpu, torch_batched
 from trainability.ops import selftest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_command_checks_every_cpu_kernel_and_writes_its_report(tmp_path):

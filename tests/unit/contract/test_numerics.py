@@ -20,7 +20,7 @@ from trainability import training
 from trainability.boundary import box_counting, uncertainty
 from trainability.contract import grid, numerics, phase_space
 
-VECTORS = Path(__file__).parent / "data" / "pow10_vectors.tsv"
+VECTORS = Path(__file__).resolve().parents[2] / "data" / "pow10_vectors.tsv"
 
 
 def vectors() -> tuple[np.ndarray, np.ndarray]:

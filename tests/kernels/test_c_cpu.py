@@ -225,7 +225,7 @@ print(json.dumps(out))
 def test_triton_kernel_matches_torch_kernel_in_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1")
     proc = subprocess.run(
-        [sys.executable, "-c", TRITON_SCRIPT, str(Path(__file__).parent)],
+        [sys.executable, "-c", TRITON_SCRIPT, str(Path(__file__).resolve().parents[1])],
         capture_output=True,
         text=True,
         env=env,
