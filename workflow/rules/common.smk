@@ -226,7 +226,7 @@ def training_params(wildcards):
     return tconfig.as_builtin(tconfig.training_params(experiment(wildcards)))
 
 
-def frame_window(wildcards):
+def frame_window_spec(wildcards):
     """The frame's window, or for an automatic centre what it is computed from (grid.window_spec)."""
     return tconfig.as_builtin(tgrid.window_spec(experiment(wildcards), int(wildcards.frame)))
 

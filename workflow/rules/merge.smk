@@ -14,7 +14,7 @@ rule merge:
         runtime=frame_runtime,
     params:
         training=training_params,
-        window=frame_window,
+        window=frame_window_spec,
         shard_size=shard_size,
         results_version=trainability.RESULTS_VERSION,
     script:

@@ -18,7 +18,7 @@ rule train_shard:
         runtime=train_runtime,
     params:
         training=training_params,
-        window=frame_window,
+        window=frame_window_spec,
         shard_size=shard_size,
         kernel=config.get("kernel", "auto"),
         results_version=trainability.RESULTS_VERSION,

@@ -68,6 +68,7 @@ from trainability.boundary.pilots import (
     pin_boundary,
     roughness,
 )
+from trainability.contract import grid
 
 SURVEY_SCALE = 2  # the survey's side in pilot sides
 MAX_CANDIDATES = 64  # entry candidates at most
@@ -258,7 +259,7 @@ def find_centre(
     survey = pilot_signs(converged, xs, ys)
     trained = survey.size
     inset = half0 / factor**entry
-    region = [(m - h / 2 + i, m + h / 2 - i) for m, h, i in zip(middle, half0, inset)]
+    region = [(lo + i, hi - i) for (lo, hi), i in zip(grid.centre_region(window0, "auto"), inset)]
     pairs = _candidates(survey, xs, ys, region)
     if not pairs:
         raise NoBoundary(

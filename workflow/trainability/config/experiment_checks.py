@@ -143,16 +143,23 @@ def zoom_problems(where: str, exp: dict) -> list[str]:
 
 def semantic_problems(name: str, exp: dict, workdir: Path) -> list[str]:
     """Checks the schema cannot express; exp is resolved, its grid within the caps
-    (``shard_limit_problems``, checked first: resolving loops over the frames)."""
+    (``shard_limit_problems``, checked first: resolving loops over the frames). Each stage
+    needs the one before it sound: bounds, then frame 0's pixels, then the rest."""
     where = f"experiments.{name}"
-    ps = exp["phase_space"]
-    problems = bounds_problems(where, exp)
+    problems = bounds_problems(where, exp) or window_problems(where, exp)
     if problems:
         return problems
+    problems = zoom_problems(where, exp) + extension_problems(where, exp)
+    if problem.model_kind(exp["model"]) == "mlp":
+        problems += data_file_problems(where, exp, workdir) + minibatch_problems(where, exp, workdir)
+    return problems
 
-    # Frame 0 must resolve neighbouring pixels, and so must every frame of a sequence.
-    res = exp["grid"]["resolution"]
-    dtype = exp["training"]["dtype"]
+
+def window_problems(where: str, exp: dict) -> list[str]:
+    """Frame 0 must give neighbouring pixels distinct hyperparameters (deeper frames:
+    ``zoom_problems``)."""
+    ps, res, dtype = exp["phase_space"], exp["grid"]["resolution"], exp["training"]["dtype"]
+    problems = []
     for axis in ("x", "y"):
         lo, hi = ps[axis]
         if not grid.axis_resolves_pixels(lo, hi, res, dtype):
@@ -162,48 +169,49 @@ def semantic_problems(name: str, exp: dict, workdir: Path) -> list[str]:
                 + ("use dtype float64 or " if dtype != "float64" else "use ")
                 + "a wider window or a lower resolution"
             )
-    if problems:
-        return problems
-    problems += zoom_problems(where, exp)
-    problems += extension_problems(where, exp)
-    data = exp["data"]
-    if problem.model_kind(exp["model"]) != "mlp":
-        return problems
+    return problems
+
+
+def data_file_problems(where: str, exp: dict, workdir: Path) -> list[str]:
+    """An init file that reads as the model's weights and data, and no size beside it."""
+    data, problems = exp["data"], []
     if "init_file" in data:
-        path = workdir / data["init_file"]
         try:
-            problem.load_init_file(path, exp["model"], data.get("target_dim", 1))
+            problem.load_init_file(workdir / data["init_file"], exp["model"], data.get("target_dim", 1))
         except (OSError, ValueError, KeyError) as err:
             problems.append(f"{where}.data.init_file: {err}")
-    if "init_file" in data and "size" in data:
-        problems.append(
-            f"{where}.data.size: given with data.init_file, whose X sets the dataset size; "
-            f"allowed: one of the two"
-        )
-    batch = exp["training"]["batch"]
-    if "minibatch_seed" in exp["training"] and batch == "full":
-        problems.append(f"{where}.training.minibatch_seed: given but training.batch is 'full'")
-    if batch != "full":
-        try:
-            n = problem.dataset_size_of(exp, workdir)
-        except (OSError, ValueError, KeyError):
-            n = None  # the init_file problem is named above
-        if n is not None and batch > n:
+        if "size" in data:
             problems.append(
-                f"{where}.training.batch: a minibatch of {batch} is larger than the dataset ({n} points); "
-                f"allowed: 1..{n} or full"
+                f"{where}.data.size: given with data.init_file, whose X sets the dataset size; "
+                f"allowed: one of the two"
             )
-    if "minibatch_file" in exp["training"]:
-        if batch == "full":
-            problems.append(f"{where}.training.minibatch_file: given but training.batch is 'full'")
-        else:
-            try:
-                n = problem.dataset_size_of(exp, workdir)
-                problem.load_minibatch_file(
-                    workdir / exp["training"]["minibatch_file"], exp["training"]["steps"], batch, n
-                )
-            except (OSError, ValueError) as err:
-                problems.append(f"{where}.training.minibatch_file: {err}")
+    return problems
+
+
+def minibatch_problems(where: str, exp: dict, workdir: Path) -> list[str]:
+    """Minibatch settings that fit the dataset, and none with a full batch."""
+    training, problems = exp["training"], []
+    batch = training["batch"]
+    if "minibatch_seed" in training and batch == "full":
+        problems.append(f"{where}.training.minibatch_seed: given but training.batch is 'full'")
+    if "minibatch_file" in training and batch == "full":
+        problems.append(f"{where}.training.minibatch_file: given but training.batch is 'full'")
+    if batch == "full":
+        return problems
+    try:
+        n = problem.dataset_size_of(exp, workdir)
+    except (OSError, ValueError, KeyError):
+        return problems  # the init_file problem is named by data_file_problems
+    if batch > n:
+        problems.append(
+            f"{where}.training.batch: a minibatch of {batch} is larger than the dataset ({n} points); "
+            f"allowed: 1..{n} or full"
+        )
+    if "minibatch_file" in training:
+        try:
+            problem.load_minibatch_file(workdir / training["minibatch_file"], training["steps"], batch, n)
+        except (OSError, ValueError) as err:
+            problems.append(f"{where}.training.minibatch_file: {err}")
     return problems
 
 
