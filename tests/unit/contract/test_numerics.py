@@ -149,3 +149,27 @@ def test_the_training_path_uses_the_correctly_rounded_powers():
     for module in (grid, training, uncertainty, phase_space):
         source = Path(module.__file__).read_text()
         assert "10.0 **" not in source and "10 **" not in source and "np.power" not in source, module
+
+
+# ------------------------------------------------- double-double coordinates and powers
+
+
+def test_precise_coordinates_keep_every_digit_and_powers_round_to_double_double():
+    ends = ("1.6839372398742845123456789012345", "1.6839372398742845123456789012399")
+    xs = numerics.linspace_precise(*ends, 7)
+    assert numerics.decimal(xs[0], 32) == ends[0] and numerics.decimal(xs[-1], 32) == ends[1]
+    hi, lo = numerics.pow10_double_double(xs)
+    with mpmath.workprec(300):
+        for x, h, low in zip(xs, hi.tolist(), lo.tolist()):
+            exact = mpmath.power(10, mpmath.mpf(numerics.decimal(x, 60)))
+            assert h == float(exact)  # the nearest double
+            assert low == float(exact - mpmath.mpf(h))  # the nearest double to the rest
+            assert abs(mpmath.mpf(h) + low - exact) < exact * mpmath.mpf(2) ** -105
+    # float64 cannot tell these seven coordinates (or their powers) apart; double-double can
+    assert len({float(x) for x in xs}) == 1 and len(set(hi.tolist())) == 1
+    assert len(set(zip(hi.tolist(), lo.tolist()))) == 7
+
+
+def test_a_double_double_pair_reads_back_as_its_sum():
+    hi, lo = numerics.to_double_double([numerics.precise((1.0, 2.0**-80))])
+    assert hi.tolist() == [1.0] and lo.tolist() == [2.0**-80]

@@ -11,6 +11,9 @@ analysis reports, is computed here instead:
   last bit by specification, so they are the same on any machine and any MPFR version.
   A call costs about 2 microseconds per distinct value; axes are separable, so a frame
   needs R values per axis, not R**2.
+* ``pow10_double_double``, ``linspace_precise``: coordinates past float64's limit, kept at
+  192 bits (``precise``: decimal strings keep all their digits), and their powers rounded to
+  double-double (hi + lo, about 32 digits) for the double-double kernel.
 * ``sin_cos`` (``sin``, ``cos``): fdlibm's algorithm (Cody-Waite reduction by pi/2, its
   minimax kernels) from basic operations in a fixed order, vectorised. Measured against
   mpmath: at most 0.77 ulp for |x| <= 2**20 pi/2 (fdlibm's bound: < 1 ulp); up to 2**48,
@@ -71,6 +74,54 @@ def log(x) -> np.ndarray:
 def logspace(lo: float, hi: float, n: int) -> np.ndarray:
     """``numpy.logspace(lo, hi, n)`` with its powers correctly rounded."""
     return pow10(np.linspace(lo, hi, n))
+
+
+# Double-double (an unevaluated sum hi + lo of two float64, about 32 digits): the
+# coordinates and hyperparameters of frames past float64's limit. Computed at PRECISE_BITS
+# (192: 32-digit coordinates, their powers and the rounding to 106 bits have room), then
+# rounded to the nearest double-double: hi the nearest double, lo the nearest double to
+# the rest.
+PRECISE_BITS = 192
+_PRECISE = gmpy2.context(precision=PRECISE_BITS)
+
+
+def precise(value) -> gmpy2.mpfr:
+    """A coordinate at PRECISE_BITS: from a decimal string (all its digits), a float, or a
+    (hi, lo) pair."""
+    if isinstance(value, (tuple, list)):
+        return _PRECISE.add(
+            gmpy2.mpfr(float(value[0]), PRECISE_BITS), gmpy2.mpfr(float(value[1]), PRECISE_BITS)
+        )
+    return gmpy2.mpfr(value if isinstance(value, str) else float(value), PRECISE_BITS)
+
+
+def decimal(value: gmpy2.mpfr, digits: int = 34) -> str:
+    """A precise value as a decimal string of ``digits`` significant digits (32 are exact for
+    a double-double; two more round-trip)."""
+    return format(precise(value) if not isinstance(value, gmpy2.mpfr) else value, f".{digits}g")
+
+
+def to_double_double(values) -> tuple[np.ndarray, np.ndarray]:
+    """(hi, lo) float64 arrays of precise values: hi = the nearest double, lo = the nearest
+    double to value - hi (so hi + lo is within 2**-106 relative of the value)."""
+    hi = np.array([float(_DOUBLE.add(v, 0)) for v in values], dtype=np.float64)
+    lo = np.array([float(_DOUBLE.add(_PRECISE.sub(v, h), 0)) for v, h in zip(values, hi.tolist())])
+    return hi, lo
+
+
+def linspace_precise(lo, hi, n: int) -> list:
+    """``n`` evenly spaced precise coordinates from lo to hi (both ends included), each
+    computed at PRECISE_BITS from the ends (decimal strings keep all their digits)."""
+    a, b = precise(lo), precise(hi)
+    if n == 1:
+        return [a]
+    step = _PRECISE.div(_PRECISE.sub(b, a), n - 1)
+    return [_PRECISE.add(a, _PRECISE.mul(step, i)) for i in range(n)]
+
+
+def pow10_double_double(coordinates) -> tuple[np.ndarray, np.ndarray]:
+    """10**x of precise coordinates, rounded to double-double: (hi, lo) arrays."""
+    return to_double_double([_PRECISE.exp10(x) for x in coordinates])
 
 
 # sin and cos: fdlibm's argument reduction and kernels (FreeBSD msun e_rem_pio2.c, k_sin.c,
