@@ -16,7 +16,6 @@ Writes benchmarks/results/centre-<config>-<cpu-model>-<threads>t.json.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
 import sys
@@ -41,7 +40,8 @@ def search(name: str, exp: dict, pilot: int | None, device: torch.device) -> dic
     zoom, ps = exp["zoom"], exp["phase_space"]
     pilot = pilot or zoom["pilot_resolution"]
     depth = max(zoom["max_frames"], 1)
-    converged, kernel = training.converged_function(settings, device)
+    converged, backend = training.converged_function(settings, device)
+    kernel = training.kernel_name(backend)
     began = time.monotonic()
     found = centre.find_centre(converged, (ps["x"], ps["y"]), zoom["factor"], depth, pilot)
     seconds = time.monotonic() - began
@@ -96,12 +96,7 @@ def main(argv=None) -> int:
         print(f"{name}: {row['pixels_trained']} pixels, {row['seconds']:.0f} s; roughness (edges) {shown}")
     info["loadavg_after"] = os.getloadavg()
     report = {
-        "schema": "trainability-centre-search/1",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": " ".join(
-            ["python -m benchmarks.centre_search", *(argv if argv is not None else sys.argv[1:])]
-        ),
-        "machine": info,
+        **output.header("trainability-centre-search/1", "benchmarks.centre_search", argv, info),
         "searches": results,
     }
     slug = f"centre-{args.config.stem}-{output.slug(info['cpu']['model'])}-{args.threads}t.json"

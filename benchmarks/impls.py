@@ -32,6 +32,7 @@ from torch.func import grad_and_value, vmap
 from trainability.contract.problem import Problem
 from trainability.contract.statistics import stats_from_losses
 from trainability.kernels import dispatch, reference
+from trainability.kernels.backend import Run
 from trainability.ops import selftest
 
 # name -> (module, function); in the order the benchmark runs them.
@@ -115,12 +116,14 @@ def run_ours_torch(spec, problem, lrs):
 def run_autograd_loop(spec, problem, lrs):
     """The plain way: one pixel at a time, autograd for the gradient (the tests' reference)."""
     return reference.train(
-        problem,
-        lrs,
-        nonlinearity=spec["nonlinearity"],
-        steps=spec["steps"],
-        dtype=spec["dtype"],
-        device=spec["device"],
+        Run(
+            problem,
+            lrs,
+            nonlinearity=spec["nonlinearity"],
+            steps=spec["steps"],
+            dtype=spec["dtype"],
+            device=spec["device"],
+        )
     )
 
 

@@ -68,7 +68,7 @@ def main(argv=None):
         for kernel, device in pairs:
             began = time.monotonic()
             stats = train_window(exp, args.resolution, kernel, device)
-            record = dispatch.arithmetic(kernel, device)
+            record = dispatch.arithmetic_identity(kernel, device)
             runs[f"{kernel}:{device}"] = (stats, record, time.monotonic() - began)
         (ref_name, (ref, _, _)), *others = runs.items()
         ref_labels = scoring.trainable("convergence", scoring.convergence_measure(ref))

@@ -15,7 +15,6 @@ Writes benchmarks/results/optimizers-<cpu-model-threads | cuda-gpu>.json with th
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
 import sys
@@ -84,12 +83,7 @@ def main(argv=None) -> int:
     info["loadavg_after"] = os.getloadavg()
     pixel_steps = args.resolution**2 * args.steps
     report = {
-        "schema": "trainability-optimizer-speed/1",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": " ".join(
-            ["python -m benchmarks.optimizers", *(argv if argv is not None else sys.argv[1:])]
-        ),
-        "machine": info,
+        **output.header("trainability-optimizer-speed/1", "benchmarks.optimizers", argv, info),
         "problem": {
             "init_file": str(selftest.INIT_FILE.name),
             "pixels": args.resolution**2,

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import datetime
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def header(schema: str, module: str, argv: list[str] | None, machine: dict) -> dict:
+    """The fields every benchmark report starts with: its schema, when, the command that made it
+    (``python -m <module> ...``, to rerun it), and the machine."""
+    arguments = sys.argv[1:] if argv is None else argv
+    return {
+        "schema": schema,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": " ".join([f"python -m {module}", *arguments]),
+        "machine": machine,
+    }
 
 
 def slug(text: str) -> str:

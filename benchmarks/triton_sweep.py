@@ -35,6 +35,7 @@ from benchmarks.output import slug  # noqa: E402
 from trainability.contract.problem import as_problem
 from trainability.kernels import triton_gpu
 from trainability.kernels.agreement import compare_pixels, perturbed_learning_rates, same_bits, stable_pixels
+from trainability.kernels.backend import Run
 from trainability.kernels.dispatch import train_pixels
 from trainability.ops import selftest
 
@@ -85,11 +86,11 @@ def knobs_of(entry) -> dict:
 
 
 def run_variant(problem, lrs, steps, dtype, device, knobs, launch_info=None):
-    kw = dict(nonlinearity="tanh", steps=steps, offset_mode="every_step", dtype=dtype, device=device)
+    run = Run(
+        problem, lrs, nonlinearity="tanh", steps=steps, offset_mode="every_step", dtype=dtype, device=device
+    )
     return triton_gpu.train(
-        problem,
-        lrs,
-        None,
+        run,
         launch_info=launch_info,
         pixels=knobs["pixels"],
         rows=knobs["rows"],
@@ -98,7 +99,6 @@ def run_variant(problem, lrs, steps, dtype, device, knobs, launch_info=None):
         use_dot=knobs.get("dot"),
         tanh=knobs.get("tanh"),
         f32dot=knobs.get("f32dot"),
-        **kw,
     )
 
 

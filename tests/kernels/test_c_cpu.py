@@ -23,6 +23,7 @@ from trainability.contract.problem import per_layer_learning_rates
 from trainability.contract.statistics import FLOAT_FIELDS, STAT_FIELDS
 from trainability.kernels import c_cpu, dispatch, triton_gpu
 from trainability.kernels.agreement import perturbed_learning_rates, stable_pixels
+from trainability.kernels.backend import Run
 from trainability.kernels.dispatch import KernelUnsupported, select_kernel, train_pixels
 
 HAS_TRITON = triton_gpu.triton_source is not None
@@ -96,9 +97,9 @@ def test_c_kernel_results_do_not_depend_on_batch_or_threads():
     x, y = 10 ** rng.uniform(-2, 1.5, 150), 10 ** rng.uniform(-2, 1.5, 150)
     lrs, offsets = per_layer_learning_rates(x, y, "paraminit_vs_lr", 2)
     kw = dict(nonlinearity="tanh", steps=25, offset_mode="every_step")
-    whole = c_cpu.train(problem, lrs, offsets, threads=2, **kw)
+    whole = c_cpu.train(Run(problem, lrs, offsets, threads=2, **kw))
     for threads, chunk in ((1, 150), (2, 7), (3, 1)):
-        again = c_cpu.train(problem, lrs, offsets, threads=threads, chunk=chunk, **kw)
+        again = c_cpu.train(Run(problem, lrs, offsets, threads=threads, **kw), chunk=chunk)
         for name in STAT_FIELDS:
             assert np.array_equal(again[name], whole[name], equal_nan=True), (threads, chunk, name)
     for start, stop in ((0, 1), (40, 47), (149, 150)):
@@ -198,6 +199,7 @@ import numpy as np
 sys.path.insert(0, sys.argv[1])
 from kernel_helpers import make_problem
 from trainability.kernels import triton_gpu
+from trainability.kernels.backend import Run
 from trainability.kernels.dispatch import train_pixels
 from trainability.contract.problem import per_layer_learning_rates
 out = {}
@@ -213,7 +215,7 @@ for nl, dtype, mb, space, mode, dot in cases:
     problem = make_problem(width=16, N=20, minibatch=mb, steps=steps)
     lrs, offsets = per_layer_learning_rates(x / 40 if space != "lr_vs_lr" else x, y, space, 2)
     kw = dict(nonlinearity=nl, steps=steps, offset_mode=mode, dtype=dtype)
-    a = triton_gpu.train(problem, lrs, offsets, device="cpu", use_dot=dot, **kw)
+    a = triton_gpu.train(Run(problem, lrs, offsets, device="cpu", **kw), use_dot=dot)
     b = train_pixels(problem, lrs, offsets, device="cpu", kernel="torch", **kw)
     out[f"{nl}-{dtype}-{mb}-{space}-{mode}-dot{dot}"] = {
         "fused": {k: v.tolist() for k, v in a.items()}, "torch": {k: v.tolist() for k, v in b.items()}}

@@ -23,6 +23,7 @@ from trainability.contract import numerics
 from trainability.contract.problem import per_layer_learning_rates
 from trainability.contract.statistics import STAT_FIELDS
 from trainability.kernels import c_cpu
+from trainability.kernels.backend import Run
 
 pytestmark = pytest.mark.skipif(c_cpu.find_compiler() is None, reason="no C compiler (gcc/cc/$CC)")
 
@@ -92,7 +93,8 @@ def differing_pixels(a: dict, b: dict) -> np.ndarray:
 
 
 def assert_same_bits(libs, problem, lrs, offsets, **kw):
-    runs = {name: c_cpu.train(problem, lrs, offsets, threads=2, lib=lib, **kw) for name, lib in libs.items()}
+    run = Run(problem, lrs, offsets, threads=2, **kw)
+    runs = {name: c_cpu.train(run, lib=lib) for name, lib in libs.items()}
     labels = convergence_measure(runs["native"]) < 0
     assert labels.any() and not labels.all(), "the window must hold converging and diverging pixels"
     report = []
@@ -186,13 +188,13 @@ def test_a_pixel_does_not_depend_on_the_pixels_beside_it(libs):
     problem, lrs, offsets = chaotic_window()
     kw = dict(nonlinearity="tanh", steps=300, offset_mode="every_step")
     for name, lib in libs.items():
-        alone = c_cpu.train(problem, lrs, offsets, threads=1, chunk=1, lib=lib, **kw)
+        alone = c_cpu.train(Run(problem, lrs, offsets, threads=1, **kw), chunk=1, lib=lib)
         for threads, chunk in ((1, 150), (3, 7), (2, None)):
-            run = c_cpu.train(problem, lrs, offsets, threads=threads, chunk=chunk, lib=lib, **kw)
+            run = c_cpu.train(Run(problem, lrs, offsets, threads=threads, **kw), chunk=chunk, lib=lib)
             differ = differing_pixels(run, alone)
             assert not differ.any(), f"{name}, {threads} threads, chunk {chunk}: {differ.sum()} pixels differ"
         for sub in ([149], [3, 77, 100], list(range(40, 47))):
-            run = c_cpu.train(problem, lrs[sub], offsets[sub], threads=1, lib=lib, **kw)
+            run = c_cpu.train(Run(problem, lrs[sub], offsets[sub], threads=1, **kw), lib=lib)
             differ = differing_pixels(run, {k: np.asarray(alone[k])[sub] for k in STAT_FIELDS})
             assert not differ.any(), f"{name}, pixels {sub} by themselves: {differ.sum()} differ"
 
@@ -253,5 +255,5 @@ def test_bits_are_those_recorded_for_the_build_class(libs):
     golden = GOLDEN.get(c_cpu.BUILD_CLASS)
     assert golden is not None, f"no digests recorded for BUILD_CLASS {c_cpu.BUILD_CLASS!r}"
     for case, problem, lrs, offsets, kw in golden_cases():
-        digest = stats_digest(c_cpu.train(problem, lrs, offsets, threads=2, lib=libs["native"], **kw))
+        digest = stats_digest(c_cpu.train(Run(problem, lrs, offsets, threads=2, **kw), lib=libs["native"]))
         assert digest == golden[case], f"{case}: digest {digest}, recorded {golden[case]}"

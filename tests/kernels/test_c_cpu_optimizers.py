@@ -16,11 +16,12 @@ import torch
 
 from kernel_helpers import make_problem
 from trainability.boundary.scoring import convergence_measure
-from trainability.contract.optimizers import OPTIMIZERS
+from trainability.contract.optimizers import OPTIMIZER_CODES, OPTIMIZERS
 from trainability.contract.problem import Problem, per_layer_learning_rates
 from trainability.contract.statistics import FLOAT_FIELDS
 from trainability.kernels import c_cpu, dispatch, reference
 from trainability.kernels.agreement import perturbed_learning_rates, same_bits, stable_pixels
+from trainability.kernels.backend import Run
 from trainability.kernels.dispatch import KernelUnsupported
 
 CPU = torch.device("cpu")
@@ -98,12 +99,12 @@ def test_c_kernel_matches_torch_optim(case):
     on the C kernel's runs with perturbed learning rates)."""
     steps = 50
     problem, lrs, offsets, kw = case_inputs(case, steps)
-    fused = c_cpu.train(problem, lrs, offsets, **kw)
-    ref = reference.train(problem, lrs, offsets, **kw)
+    fused = c_cpu.train(Run(problem, lrs, offsets, **kw))
+    ref = reference.train(Run(problem, lrs, offsets, **kw))
     measure, ref_measure = convergence_measure(fused), convergence_measure(ref)
     np.testing.assert_array_equal(measure < 0, ref_measure < 0)
     np.testing.assert_array_equal(fused["diverged_step"], ref["diverged_step"])
-    perturbed = [c_cpu.train(problem, lp, offsets, **kw) for lp in perturbed_learning_rates(lrs)]
+    perturbed = [c_cpu.train(Run(problem, lp, offsets, **kw)) for lp in perturbed_learning_rates(lrs)]
     calm = (fused["diverged_step"] < 0) & (measure < 0) & stable_pixels(fused, *perturbed)
     assert calm.sum() >= 3, "the window must hold non-chaotic converging pixels"
     for name in FLOAT_FIELDS:
@@ -138,16 +139,15 @@ def test_results_do_not_depend_on_chunks_threads_or_neighbours(optimizer):
     problem, lrs, offsets, hyper, kw = chaotic_inputs()
     params = hyper[optimizer]
     kw = dict(kw, optimizer=optimizer)
-    whole = c_cpu.train(problem, lrs, offsets, threads=2, optimizer_params=params, **kw)
+    whole = c_cpu.train(Run(problem, lrs, offsets, threads=2, optimizer_params=params, **kw))
     labels = convergence_measure(whole) < 0
     assert labels.any() and not labels.all(), "the window must hold converging and diverging pixels"
     for threads, chunk in ((1, 150), (2, 7), (3, 1)):
-        again = c_cpu.train(
-            problem, lrs, offsets, threads=threads, chunk=chunk, optimizer_params=params, **kw
-        )
+        run = Run(problem, lrs, offsets, threads=threads, optimizer_params=params, **kw)
+        again = c_cpu.train(run, chunk=chunk)
         assert same_bits(again, whole).all(), (threads, chunk)
     for rows in ([0], [149], [3, 77, 100], list(range(40, 47))):
-        part = c_cpu.train(problem, lrs[rows], offsets[rows], optimizer_params=pick(params, rows), **kw)
+        part = c_cpu.train(Run(problem, lrs[rows], offsets[rows], optimizer_params=pick(params, rows), **kw))
         assert same_bits(part, pick(whole, rows)).all(), rows
     # through the dispatcher, as a shard of the frame
     part = dispatch.train_pixels(
@@ -169,21 +169,23 @@ def test_the_optimizer_is_not_ignored():
     beta = 0.9, or with Adam, nearly every pixel differs from gd and from each other."""
     problem, lrs, offsets, hyper, kw = chaotic_inputs(n=60, steps=40)
     n = len(lrs)
-    gd = c_cpu.train(problem, lrs, offsets, **kw)
+    gd = c_cpu.train(Run(problem, lrs, offsets, **kw))
     labels = convergence_measure(gd) < 0
     assert labels.any() and not labels.all()
     zero = c_cpu.train(
-        problem, lrs, offsets, optimizer="momentum", optimizer_params={"beta": np.zeros(n)}, **kw
+        Run(problem, lrs, offsets, optimizer="momentum", optimizer_params={"beta": np.zeros(n)}, **kw)
     )
     assert same_bits(zero, gd).all()
     beta = np.where(np.arange(n) % 2 == 0, 0.0, 0.9)
-    mixed = c_cpu.train(problem, lrs, offsets, optimizer="momentum", optimizer_params={"beta": beta}, **kw)
+    mixed = c_cpu.train(
+        Run(problem, lrs, offsets, optimizer="momentum", optimizer_params={"beta": beta}, **kw)
+    )
     assert same_bits(pick(mixed, slice(0, None, 2)), pick(gd, slice(0, None, 2))).all()
     assert not same_bits(pick(mixed, slice(1, None, 2)), pick(gd, slice(1, None, 2))).any()
     momentum = c_cpu.train(
-        problem, lrs, offsets, optimizer="momentum", optimizer_params={"beta": np.full(n, 0.9)}, **kw
+        Run(problem, lrs, offsets, optimizer="momentum", optimizer_params={"beta": np.full(n, 0.9)}, **kw)
     )
-    adam = c_cpu.train(problem, lrs, offsets, optimizer="adam", optimizer_params=hyper["adam"], **kw)
+    adam = c_cpu.train(Run(problem, lrs, offsets, optimizer="adam", optimizer_params=hyper["adam"], **kw))
     for a, b in ((momentum, gd), (adam, gd), (adam, momentum)):
         assert (~same_bits(a, b)).mean() > 0.9
 
@@ -200,10 +202,9 @@ def test_momentum_and_adam_bits_do_not_depend_on_the_build(tmp_path):
         pytest.skip(f"no {march} build: {str(err)[-200:]}")
     problem, lrs, offsets, hyper, kw = chaotic_inputs(n=60, steps=60)
     for optimizer, params in hyper.items():
-        native = c_cpu.train(problem, lrs, offsets, optimizer=optimizer, optimizer_params=params, **kw)
-        again = c_cpu.train(
-            problem, lrs, offsets, optimizer=optimizer, optimizer_params=params, lib=other, **kw
-        )
+        run = Run(problem, lrs, offsets, optimizer=optimizer, optimizer_params=params, **kw)
+        native = c_cpu.train(run)
+        again = c_cpu.train(run, lib=other)
         assert same_bits(again, native).all(), (
             f"{optimizer}: {(~same_bits(again, native)).sum()} pixels differ"
         )
@@ -211,18 +212,22 @@ def test_momentum_and_adam_bits_do_not_depend_on_the_build(tmp_path):
 
 @needs_c
 def test_bad_optimizer_arguments_are_refused():
+    """By the run the kernel is given (``backend.Run``), before the kernel sees them."""
     problem = make_problem()
     lrs, _ = per_layer_learning_rates(X_LR, Y_LR, "lr_vs_lr", 2)
     kw = dict(nonlinearity="tanh", steps=3, offset_mode="every_step")
     with pytest.raises(ValueError, match="optimizer must be one of"):
-        c_cpu.train(problem, lrs, None, optimizer="sgd", **kw)
+        c_cpu.train(Run(problem, lrs, None, optimizer="sgd", **kw))
     with pytest.raises(ValueError, match="takes the hyperparameters"):
-        c_cpu.train(problem, lrs, None, optimizer="adam", optimizer_params={"beta": np.full(P, 0.9)}, **kw)
+        c_cpu.train(
+            Run(problem, lrs, None, optimizer="adam", optimizer_params={"beta": np.full(P, 0.9)}, **kw)
+        )
     with pytest.raises(ValueError, match="must satisfy"):
         c_cpu.train(
-            problem, lrs, None, optimizer="momentum", optimizer_params={"beta": np.full(P, 1.0)}, **kw
+            Run(problem, lrs, None, optimizer="momentum", optimizer_params={"beta": np.full(P, 1.0)}, **kw)
         )
-    assert set(c_cpu.OPTIMIZER) == set(OPTIMIZERS)
+    # Every optimiser reaches the kernel as its contract code.
+    assert {f"-DOPT_{name.upper()}={OPTIMIZER_CODES[name]}" for name in OPTIMIZERS} <= set(c_cpu.DEFINES)
     assert all(len(names) <= c_cpu.N_HYPER for names in OPTIMIZERS.values())
 
 
@@ -243,7 +248,7 @@ def test_per_pixel_problems_are_refused_with_the_reason(kinds):
     assert "torch kernel" in reason
     assert "per-pixel" not in (c_cpu.unsupported(make_problem(), "float64", CPU) or "")
     with pytest.raises(KernelUnsupported, match="per-pixel randomness"):
-        dispatch.backend(problem, "float64", "cpu", "fused")
+        dispatch.choose_backend(problem, "float64", "cpu", "fused")
     lrs, _ = per_layer_learning_rates(X_LR[:4], Y_LR[:4], "lr_vs_lr", 2)
     with pytest.raises(ValueError, match="per-pixel randomness"):
-        c_cpu.train(problem, lrs, None, nonlinearity="tanh", steps=2, offset_mode="every_step")
+        c_cpu.train(Run(problem, lrs, None, nonlinearity="tanh", steps=2, offset_mode="every_step"))

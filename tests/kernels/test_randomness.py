@@ -10,6 +10,7 @@ from trainability.contract.problem import RANDOMNESS, build_problem, one_pixel, 
 from trainability.contract.statistics import FLOAT_FIELDS
 from trainability.kernels import reference
 from trainability.kernels.agreement import perturbed_learning_rates, same_bits, stable_pixels
+from trainability.kernels.backend import Run
 from trainability.kernels.dispatch import train_pixels
 
 MODEL = {"width": 5, "depth": 2}
@@ -128,7 +129,7 @@ def test_per_pixel_training_matches_the_reference_on_each_pixels_problem(case):
         optimizer_params={k: np.full(n, v) for k, v in case.get("params", {}).items()},
     )
     ours = torch_kernel(problem, lrs, **kw)
-    ref = reference.train(problem, lrs, **kw)  # pixel by pixel, on one_pixel(problem, p)
+    ref = reference.train(Run(problem, lrs, **kw))  # pixel by pixel, on one_pixel(problem, p)
     m, m_ref = convergence_measure(ours), convergence_measure(ref)
     np.testing.assert_array_equal(m < 0, m_ref < 0)
     np.testing.assert_array_equal(ours["diverged_step"], ref["diverged_step"])

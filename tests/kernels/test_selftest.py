@@ -1,5 +1,6 @@
 """`trainability selftest`: the real command on this CPU, its verdicts, and its errors."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -69,8 +70,8 @@ def test_a_kernel_that_computes_something_else_is_caught(monkeypatch):
     but the stable pixels' measure does not, so the verdict is DISAGREES."""
     real = torch_batched.train
 
-    def off_by_a_little(problem, learning_rates, offsets, **kw):
-        return real(problem, np.asarray(learning_rates) * (1 + 1e-6), offsets, **kw)
+    def off_by_a_little(run):
+        return real(dataclasses.replace(run, learning_rates=run.learning_rates * (1 + 1e-6)))
 
     monkeypatch.setattr(torch_batched, "train", off_by_a_little)
     report = selftest.run("cpu", resolution=8, steps=100, progress=lambda line: None)

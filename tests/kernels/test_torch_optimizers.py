@@ -10,6 +10,7 @@ from trainability.contract.problem import per_layer_learning_rates
 from trainability.contract.statistics import FLOAT_FIELDS
 from trainability.kernels import reference
 from trainability.kernels.agreement import perturbed_learning_rates, same_bits, stable_pixels
+from trainability.kernels.backend import Run
 from trainability.kernels.dispatch import train_pixels
 
 # Pixels from clearly converging to clearly diverging.
@@ -100,7 +101,7 @@ def assert_matches_reference(ours, ref, perturbed, labels_only=False):
 def test_optimizer_matches_torch_optim_reference(case):
     problem, lrs, offsets, kw = inputs(case)
     ours = torch_kernel(problem, lrs, offsets, **kw)
-    ref = reference.train(problem, lrs, offsets, **kw)
+    ref = reference.train(Run(problem, lrs, offsets, **kw))
     perturbed = [torch_kernel(problem, lp, offsets, **kw) for lp in perturbed_learning_rates(lrs)]
     assert_matches_reference(ours, ref, perturbed)
 
@@ -108,7 +109,7 @@ def test_optimizer_matches_torch_optim_reference(case):
 def test_float32_labels_match_reference():
     problem, lrs, offsets, kw = inputs(dict(optimizer="adam", params=ADAM_DEFAULTS, nonlinearity="tanh"))
     ours = torch_kernel(problem, lrs, offsets, dtype="float32", **kw)
-    ref = reference.train(problem, lrs, offsets, dtype="float32", **kw)
+    ref = reference.train(Run(problem, lrs, offsets, dtype="float32", **kw))
     assert_matches_reference(ours, ref, [], labels_only=True)
 
 

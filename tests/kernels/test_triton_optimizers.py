@@ -18,6 +18,7 @@ from trainability.boundary.scoring import convergence_measure
 from trainability.contract.problem import Problem
 from trainability.contract.statistics import STAT_FIELDS
 from trainability.kernels import triton_gpu
+from trainability.kernels.backend import Run
 from trainability.kernels.dispatch import select_kernel
 
 needs_triton = pytest.mark.skipif(triton_gpu.triton_source is None, reason="triton is not installed")
@@ -40,6 +41,7 @@ torch.set_num_threads(1)
 sys.path.insert(0, sys.argv[1])
 from kernel_helpers import make_problem
 from trainability.kernels import reference, triton_gpu
+from trainability.kernels.backend import Run
 from trainability.contract.problem import per_layer_learning_rates
 from trainability.contract.statistics import STAT_FIELDS
 steps, P = 30, 8
@@ -56,9 +58,13 @@ def case(opt, space, mb=None, n=16):
     lrs, offsets = per_layer_learning_rates(x / 100 if space != "lr_vs_lr" else x, y, space, 2)
     hp = {k: np.array(v) for k, v in HYPER[opt].items()}
     return make_problem(width=16, N=n, minibatch=mb, steps=steps), lrs, offsets, hp
-def fused(problem, lrs, offsets, opt, hp, dtype="float64", nl="tanh", mode="every_step", **kw):
-    return triton_gpu.train(problem, lrs, offsets, nonlinearity=nl, steps=steps, offset_mode=mode,
-                            dtype=dtype, device="cpu", optimizer=opt, optimizer_params=hp, **kw)
+def run_of(problem, lrs, offsets, opt, hp, dtype="float64", nl="tanh", mode="every_step", **kw):
+    return Run(problem, lrs, offsets, nonlinearity=nl, steps=steps, offset_mode=mode, dtype=dtype,
+               device="cpu", optimizer=opt, optimizer_params=hp, **kw)
+def fused(problem, lrs, offsets, opt, hp, dtype="float64", nl="tanh", mode="every_step", block_pixels=None,
+          **knobs):
+    run = run_of(problem, lrs, offsets, opt, hp, dtype, nl, mode, block_pixels=block_pixels)
+    return triton_gpu.train(run, **knobs)
 lists = lambda d: {k: np.asarray(v).tolist() for k, v in d.items()}
 pixel = lambda d, p: {k: v[p:p + 1] for k, v in d.items()}
 def same(a, b, lo=0):  # the fields of a that differ from b's pixels lo, lo + 1, ...
@@ -68,8 +74,7 @@ for opt, dtype, nl, mb, space, mode, knobs in json.loads(sys.argv[2]):
     problem, lrs, offsets, hp = case(opt, space, mb)
     a = fused(problem, lrs, offsets, opt, hp, dtype, nl, mode, **(knobs or {}))
     runs.append(a)
-    b = reference.train(problem, lrs, offsets, nonlinearity=nl, steps=steps, offset_mode=mode, dtype=dtype,
-                        optimizer=opt, optimizer_params=hp)
+    b = reference.train(run_of(problem, lrs, offsets, opt, hp, dtype, nl, mode))
     out["agreement"].append({"fused": lists(a), "reference": lists(b)})
 # Adam, per-pixel betas: bit for bit whatever the launch size or the pixels' place in their programs.
 problem, lrs, offsets, hp = case("adam", "lr_vs_lr")
@@ -186,12 +191,14 @@ def test_gd_keeps_its_variant_and_identity_and_the_optimiser_defaults_apply(monk
         assert gd == triton_gpu.build_identity("float64", "gd") and "pixels=8" in gd
         assert triton_gpu.build_identity("float32", "momentum") == triton_gpu.build_identity("float32")
         assert "pixels=4" in triton_gpu.build_identity("float64", "adam")
-        hp = triton_gpu.hyperparameters(
-            "adam", {"beta1": [0.9, 0.8], "beta2": [0.99, 0.9], "eps": [1e-8, 1]}, 2
+        two = dict(
+            problem=make_problem(width=16), learning_rates=np.ones((2, 2)), nonlinearity="tanh", steps=2
         )
+        adam = {"beta1": [0.9, 0.8], "beta2": [0.99, 0.9], "eps": [1e-8, 1]}
+        hp = Run(**two, optimizer="adam", optimizer_params=adam).hyperparameters()  # the kernel's layout
         np.testing.assert_array_equal(hp, [[0.9, 0.99, 1e-8], [0.8, 0.9, 1.0]])
         with pytest.raises(ValueError, match="hyperparameters"):
-            triton_gpu.hyperparameters("momentum", {}, 2)
+            Run(**two, optimizer="momentum", optimizer_params={})
 
 
 def test_per_pixel_randomness_runs_on_the_torch_kernel(monkeypatch):

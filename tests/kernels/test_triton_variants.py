@@ -17,6 +17,7 @@ from kernel_helpers import assert_triton_matches_torch, make_problem
 from trainability.contract.problem import per_layer_learning_rates
 from trainability.contract.statistics import STAT_FIELDS
 from trainability.kernels import triton_gpu
+from trainability.kernels.backend import Run
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_triton = pytest.mark.skipif(triton_gpu.triton_source is None, reason="triton is not installed")
@@ -43,6 +44,7 @@ import numpy as np
 sys.path.insert(0, sys.argv[1])
 from kernel_helpers import make_problem
 from trainability.kernels import triton_gpu
+from trainability.kernels.backend import Run
 from trainability.kernels.dispatch import train_pixels
 from trainability.contract.problem import per_layer_learning_rates
 x = np.array([0.05, 2.0, 8.0, 40.0, 0.5, 3.0, 12.0]); y = np.array([0.1, 3.0, 30.0, 40.0, 1.0, 12.0, 2.0])
@@ -51,8 +53,8 @@ for nl, dtype, mb, space, mode, knobs in json.loads(sys.argv[2]):
     problem = make_problem(width=16, N=40, minibatch=mb, steps=steps)
     lrs, offsets = per_layer_learning_rates(x / 40 if space != "lr_vs_lr" else x, y, space, 2)
     kw = dict(nonlinearity=nl, steps=steps, offset_mode=mode, dtype=dtype)
-    a = triton_gpu.train(problem, lrs, offsets, device="cpu", pixels=knobs["pixels"], rows=knobs["rows"],
-                         use_dot=knobs["dot"], unroll=knobs.get("unroll", 1), **kw)
+    a = triton_gpu.train(Run(problem, lrs, offsets, device="cpu", **kw), pixels=knobs["pixels"],
+                         rows=knobs["rows"], use_dot=knobs["dot"], unroll=knobs.get("unroll", 1))
     b = train_pixels(problem, lrs, offsets, device="cpu", kernel="torch", **kw)
     out.append({"fused": {k: v.tolist() for k, v in a.items()},
                 "torch": {k: v.tolist() for k, v in b.items()}})
@@ -65,6 +67,7 @@ import numpy as np
 sys.path.insert(0, sys.argv[1])
 from kernel_helpers import make_problem
 from trainability.kernels import triton_gpu
+from trainability.kernels.backend import Run
 from trainability.contract.problem import per_layer_learning_rates
 from trainability.contract.statistics import STAT_FIELDS
 P, steps = 11, 6
@@ -73,9 +76,10 @@ rng = np.random.default_rng(3)
 lrs, offsets = per_layer_learning_rates(10 ** rng.uniform(-2, 1.5, P), 10 ** rng.uniform(-1, 1.5, P),
                                         "paraminit_vs_lr", 2)
 offsets = offsets / 30
-def run(dtype, knobs, lo=0, hi=P, **kw):
-    return triton_gpu.train(problem, lrs[lo:hi], offsets[lo:hi], nonlinearity="tanh", steps=steps,
-                            offset_mode="every_step", dtype=dtype, device="cpu", **knobs, **kw)
+def run(dtype, knobs, lo=0, hi=P, block_pixels=None):
+    at = Run(problem, lrs[lo:hi], offsets[lo:hi], nonlinearity="tanh", steps=steps, offset_mode="every_step",
+             dtype=dtype, device="cpu", block_pixels=block_pixels)
+    return triton_gpu.train(at, **knobs)
 def same(a, b, lo=0):
     return [n for n in STAT_FIELDS if not np.array_equal(a[n], b[n][lo:lo + len(a[n])], equal_nan=True)]
 failures, close = [], {}
@@ -239,10 +243,11 @@ def test_default_variant_is_invariant_to_launch_and_grouping_on_cuda(dtype):
         10 ** rng.uniform(-2, 1.5, P), 10 ** rng.uniform(-1, 2, P), "lr_vs_lr", 2
     )
     kw = dict(nonlinearity="tanh", steps=steps, offset_mode="every_step", dtype=dtype, device="cuda")
-    whole = triton_gpu.train(problem, lrs, None, **kw)
-    tries = [(0, triton_gpu.train(problem, lrs, None, block_pixels=b, **kw)) for b in (7, 64, 1)]
+    whole = triton_gpu.train(Run(problem, lrs, None, **kw))
+    tries = [(0, triton_gpu.train(Run(problem, lrs, None, block_pixels=b, **kw))) for b in (7, 64, 1)]
     tries += [
-        (lo, triton_gpu.train(problem, lrs[lo:hi], None, **kw)) for lo, hi in ((3, 50), (300, 301), (5, 6))
+        (lo, triton_gpu.train(Run(problem, lrs[lo:hi], None, **kw)))
+        for lo, hi in ((3, 50), (300, 301), (5, 6))
     ]
     for lo, part in tries:
         for name in STAT_FIELDS:

@@ -23,7 +23,8 @@ made_with = snakemake.params.made_with
 search = made_with["search"]
 torch.set_num_threads(snakemake.threads)
 device = dispatch.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
-converged, kernel = training.converged_function(made_with["training"], device, made_with["kernel"])
+converged, backend = training.converged_function(made_with["training"], device, made_with["kernel"])
+kernel = training.kernel_name(backend)
 log.info(
     "descending %d levels with %d^2 pilot frames (factor %g), kernel %s on %s",
     search["depth"],
@@ -93,7 +94,7 @@ files.write_json(
         **found.to_dict(),
         "search": search,
         "kernel": kernel,
-        "arithmetic": training.arithmetic(kernel, device, made_with["training"]),
+        "arithmetic": training.arithmetic_identity(backend, device, made_with["training"]),
         # What the centre depends on: checked against the config when the workflow starts.
         "made_with": made_with,
         "device": dispatch.describe_device(device),

@@ -16,9 +16,10 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 params = snakemake.params
 torch.set_num_threads(snakemake.threads)
 device = dispatch.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
-result, labels, kernel = training.line_estimate(
+result, labels, backend = training.line_estimate(
     params.training, params.spec, device=device, kernel=params.kernel
 )
+kernel = training.kernel_name(backend)
 logging.info(
     "kernel %s: %d points at y = %s; dimension %s", kernel, labels.size, params.spec["y"], result.dimension
 )
@@ -29,7 +30,7 @@ files.write_json(
         "x": params.spec["x"],
         "y": params.spec["y"],
         "kernel": kernel,
-        "arithmetic": training.arithmetic(kernel, device, params.training),
+        "arithmetic": training.arithmetic_identity(backend, device, params.training),
         "trainable_fraction": float(labels.mean()),
         **result.to_dict(),
     },

@@ -1,7 +1,6 @@
 """Snakemake adapter: merge a frame's shard files into grid.h5 with axes and provenance."""
 
 import logging
-import os
 import sys
 
 from trainability import config as tconfig
@@ -23,28 +22,19 @@ if problem:
     raise SystemExit(f"merge of {snakemake.output[0]} refused: {problem}")
 window = integrity.frame_window(params.window, snakemake.input.get("centre"), snakemake.wildcards.experiment)
 (x_lo, x_hi), (y_lo, y_hi) = window
-devices = sorted(
-    {a["device"]["device"] + " " + a["device"].get("gpu", a["device"]["processor"]) for a in shard_attrs}
+attrs = files.grid_attributes(
+    snakemake.wildcards.experiment,
+    int(snakemake.wildcards.frame),
+    window,
+    params.training,
+    params.shard_size,
+    params.results_version,
+    shard_attrs,
 )
 files.write_h5(
     snakemake.output[0],
     stats,
-    attrs={
-        "experiment": snakemake.wildcards.experiment,
-        "frame": int(snakemake.wildcards.frame),
-        "window_log10": window,
-        "resolution": resolution,
-        "shard_size": params.shard_size,
-        "n_shards": len(snakemake.input.shards),
-        "training": params.training,
-        "results_version": params.results_version,
-        "devices": devices,
-        "kernels": sorted({a.get("kernel", "unknown") for a in shard_attrs}),
-        # Where each shard was computed and with which arithmetic: the shards may be removed.
-        "shard_sources": files.shard_sources(shard_attrs),
-        "versions": files.software_versions(),
-        "slurm_job_ids": sorted({os.environ.get("SLURM_JOB_ID", "")} - {""}),
-    },
+    attrs=attrs,
     scales={
         "x": ("log10 of the x hyperparameter at each column", grid.axis_log10(x_lo, x_hi, resolution)),
         "y": ("log10 of the y hyperparameter at each row", grid.axis_log10(y_lo, y_hi, resolution)),
@@ -53,5 +43,8 @@ files.write_h5(
 if len(identities) > 1:
     logging.warning("shards of this frame mix arithmetics (allowed by the config): %s", sorted(identities))
 logging.info(
-    "merged %d shards into %s (devices: %s)", len(snakemake.input.shards), snakemake.output[0], devices
+    "merged %d shards into %s (devices: %s)",
+    len(snakemake.input.shards),
+    snakemake.output[0],
+    attrs["devices"],
 )

@@ -40,12 +40,13 @@ log.info(
 faults.inject(snakemake.wildcards.experiment, snakemake.wildcards.frame, shard)
 
 shared = training.shared_problem(settings)
-# An explicit kernel that cannot run here stops the job, naming the reason.
-kernel = training.select_kernel(shared, settings, device, params.kernel)
+# Chosen once, here: an explicit kernel that cannot run here stops the job, naming the reason.
+backend = training.experiment_backend(shared, settings, device, params.kernel)
+kernel = training.kernel_name(backend)
 log.info("kernel: %s (config: %s)", kernel, params.kernel)
 # An automatic centre comes from its file (checked); a given window is used as it is.
 window = integrity.frame_window(params.window, snakemake.input.get("centre"), snakemake.wildcards.experiment)
-arithmetic = training.arithmetic(kernel, device, settings)
+arithmetic = training.arithmetic_identity(backend, device, settings)
 began = time.monotonic()
 last_report = [began]
 
@@ -76,25 +77,13 @@ else:
     log.info("training: %s", source)
     x, y = grid.pixel_coordinates(window, resolution, start, stop)
     stats = training.train_points(
-        shared, settings, x, y, device=device, kernel=kernel, first_pixel=start, progress=progress
+        shared, settings, x, y, device=device, backend=backend, first_pixel=start, progress=progress
     )
     log.info("trained %d pixels in %.1f s", stop - start, time.monotonic() - began)
     source = {"device": dispatch.describe_device(device), "arithmetic": arithmetic}
 
-files.write_h5(
-    snakemake.output[0],
-    stats,
-    attrs={
-        "experiment": snakemake.wildcards.experiment,
-        "frame": int(snakemake.wildcards.frame),
-        "shard": shard,
-        "first_pixel": start,
-        "n_pixels": stop - start,
-        "window": window,
-        "training": settings,
-        "device": source["device"],
-        "kernel": kernel,
-        "arithmetic": source["arithmetic"],
-        "versions": files.software_versions(),
-    },
+wildcards = snakemake.wildcards
+attrs = files.shard_attributes(
+    wildcards.experiment, int(wildcards.frame), shard, (start, stop), window, settings, kernel, source
 )
+files.write_h5(snakemake.output[0], stats, attrs=attrs)

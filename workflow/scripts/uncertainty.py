@@ -16,9 +16,10 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 params = snakemake.params
 torch.set_num_threads(snakemake.threads)
 device = dispatch.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
-result, kernel = training.uncertainty_estimate(
+result, backend = training.uncertainty_estimate(
     params.training, params.window, params.spec, device=device, kernel=params.kernel
 )
+kernel = training.kernel_name(backend)
 logging.info(
     "kernel %s: %d points x %d epsilons; D = %s (95%%: %s..%s)%s",
     kernel,
@@ -35,7 +36,7 @@ files.write_json(
         "experiment": snakemake.wildcards.experiment,
         "window": params.window,
         "kernel": kernel,
-        "arithmetic": training.arithmetic(kernel, device, params.training),
+        "arithmetic": training.arithmetic_identity(backend, device, params.training),
         **result.to_dict(),
     },
 )

@@ -8,6 +8,10 @@ learning rates, offsets and optimiser hyperparameters (``trainability.contract.p
 ``dispatch.train_pixels``; or, for Liu's one-dimensional control (model kind
 ``quadratic_cosine``), ``quadratic_cosine.train``. So a pilot pixel and a frame pixel at
 the same coordinates get the same answer from the same kernel.
+
+The backend is chosen once per experiment (``experiment_backend``) and passed down to every
+training call; its name (``kernel_name``) and ``arithmetic_identity`` are what each result
+records.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from trainability.boundary import line_dimension, scoring, uncertainty
 from trainability.boundary.centre import Converged
 from trainability.contract import numerics, optimizers, phase_space, problem, randomness
 from trainability.kernels import dispatch, quadratic_cosine
+from trainability.kernels.backend import Backend, ProgressCallback
 
 # The 1-D model's trainer is numpy on the CPU whatever the device: its "kernel".
 ONE_DIMENSIONAL_KERNEL = "numpy"
@@ -35,20 +40,32 @@ def _pixel_problem(shared: problem.Problem, settings: dict, pixels) -> problem.P
     return randomness.pixel_problem(shared, settings["model"], settings["data"], settings["training"], pixels)
 
 
-def select_kernel(shared: problem.Problem | None, settings: dict, device: torch.device, kernel: str) -> str:
-    """The kernel that runs the experiment (KernelUnsupported names why a named one cannot)."""
+def experiment_backend(
+    shared: problem.Problem | None, settings: dict, device: torch.device, kernel: str
+) -> Backend | None:
+    """The backend that trains the experiment's pixels, for the config's ``kernel`` (``auto``,
+    ``fused``, ``torch``): chosen on pixel 0's problem (every pixel's has the same shapes and
+    kinds), KernelUnsupported naming why a named one cannot; None for the 1-D model (numpy)."""
     if shared is None:
-        return ONE_DIMENSIONAL_KERNEL
+        return None
     probe = _pixel_problem(shared, settings, [0])
-    return dispatch.select_kernel(probe, settings["training"]["dtype"], device, kernel)
+    return dispatch.choose_backend(probe, settings["training"]["dtype"], device, kernel)
 
 
-def arithmetic(kernel: str, device: torch.device, settings: dict) -> dict[str, str]:
-    """What the bits depend on (``dispatch.arithmetic``); the 1-D model's numpy float64."""
-    if kernel == ONE_DIMENSIONAL_KERNEL:
-        return {"kernel": kernel, "build": f"numpy {np.__version__} float64", "device": "cpu"}
+def kernel_name(backend: Backend | None) -> str:
+    """The ``kernel`` each result records: the backend's name (``fused``, ``torch``), or
+    ``numpy`` for the 1-D model."""
+    return ONE_DIMENSIONAL_KERNEL if backend is None else backend.NAME
+
+
+def arithmetic_identity(backend: Backend | None, device: torch.device, settings: dict) -> dict[str, str]:
+    """What the bits depend on (``dispatch.arithmetic_identity``); the 1-D model's numpy float64."""
+    if backend is None:
+        return {"kernel": ONE_DIMENSIONAL_KERNEL, "build": f"numpy {np.__version__} float64", "device": "cpu"}
     training = settings["training"]
-    return dispatch.arithmetic(kernel, device, training["dtype"], optimizers.optimizer_of(training))
+    return dispatch.arithmetic_identity(
+        backend.NAME, device, training["dtype"], optimizers.optimizer_of(training)
+    )
 
 
 def train_points(
@@ -58,17 +75,19 @@ def train_points(
     y_values: np.ndarray,
     *,
     device: torch.device,
-    kernel: str,
+    backend: Backend | None = None,
+    kernel: str = "auto",
     first_pixel: int = 0,
-    progress: dispatch.ProgressCallback | None = None,
+    progress: ProgressCallback | None = None,
     pixel_indices: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Loss statistics of the pixels at hyperparameter values (x, y) (not log10).
 
-    ``settings``: ``config.training_params`` of the experiment; ``first_pixel``:
-    the global index of the first pixel (see ``dispatch.train_pixels``);
-    ``pixel_indices``: the indices whose per-pixel draws the points use (default
-    first_pixel, first_pixel + 1, ...; points that must share a draw share an index).
+    ``settings``: ``config.training_params`` of the experiment; ``backend``: the one
+    ``experiment_backend`` chose (without it, one is chosen here for ``kernel``; the 1-D model
+    needs neither); ``first_pixel``: the global index of the first pixel (see
+    ``dispatch.train_pixels``); ``pixel_indices``: the indices whose per-pixel draws the points
+    use (default first_pixel, first_pixel + 1, ...; points that must share a draw share an index).
     """
     x_values = np.asarray(x_values, dtype=np.float64).reshape(-1)
     y_values = np.asarray(y_values, dtype=np.float64).reshape(-1)
@@ -106,6 +125,7 @@ def train_points(
         first_pixel=first_pixel,
         progress=progress,
         kernel=kernel,
+        backend=backend,
         optimizer=optimizer,
         optimizer_params=optimizer_params,
     )
@@ -117,14 +137,17 @@ def trainable_labels(settings: dict, stats: dict) -> np.ndarray:
     return scoring.trainable(measure, scoring.MEASURES[measure](stats))
 
 
-def converged_function(settings: dict, device: torch.device, kernel: str = "auto") -> tuple[Converged, str]:
-    """(converged(x, y), the kernel it runs) for the centre search; x, y are log10 coordinates."""
+def converged_function(
+    settings: dict, device: torch.device, kernel: str = "auto"
+) -> tuple[Converged, Backend | None]:
+    """(converged(x, y), the backend it runs: ``experiment_backend``) for the centre search;
+    x, y are log10 coordinates."""
     shared = shared_problem(settings)
-    chosen = select_kernel(shared, settings, device, kernel)
+    chosen = experiment_backend(shared, settings, device, kernel)
 
     def converged(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         x_values, y_values = numerics.pow10(x), numerics.pow10(y)
-        stats = train_points(shared, settings, x_values, y_values, device=device, kernel=chosen)
+        stats = train_points(shared, settings, x_values, y_values, device=device, backend=chosen)
         return trainable_labels(settings, stats)
 
     return converged, chosen
@@ -135,10 +158,11 @@ def converged_function(settings: dict, device: torch.device, kernel: str = "auto
 
 def uncertainty_estimate(
     settings: dict, window, spec: dict, *, device: torch.device, kernel: str, progress=None
-) -> tuple[uncertainty.UncertaintyResult, str]:
-    """(the fit, the kernel that trained); ``spec``: the experiment's resolved ``uncertainty``."""
+) -> tuple[uncertainty.UncertaintyResult, Backend | None]:
+    """(the fit, the backend that trained: ``experiment_backend``); ``spec``: the experiment's
+    resolved ``uncertainty``."""
     shared = shared_problem(settings)
-    chosen = select_kernel(shared, settings, device, kernel)
+    chosen = experiment_backend(shared, settings, device, kernel)
     eps = uncertainty.epsilons(
         window, settings["training"]["dtype"], per_decade=spec["per_decade"], largest=spec["largest"]
     )
@@ -150,7 +174,7 @@ def uncertainty_estimate(
         numerics.pow10(points[:, 0]),
         numerics.pow10(points[:, 1]),
         device=device,
-        kernel=chosen,
+        backend=chosen,
         progress=progress,
         pixel_indices=np.tile(np.arange(spec["points"]), eps.size + 1),
     )
@@ -167,10 +191,10 @@ def line_points(spec: dict) -> np.ndarray:
 
 def line_estimate(
     settings: dict, spec: dict, *, device: torch.device, kernel: str, progress=None
-) -> tuple[line_dimension.LineDimension, np.ndarray, str]:
-    """(the fit, the labels along the line, the kernel that trained)."""
+) -> tuple[line_dimension.LineDimension, np.ndarray, Backend | None]:
+    """(the fit, the labels along the line, the backend that trained: ``experiment_backend``)."""
     shared = shared_problem(settings)
-    chosen = select_kernel(shared, settings, device, kernel)
+    chosen = experiment_backend(shared, settings, device, kernel)
     x = line_points(spec)
     stats = train_points(
         shared,
@@ -178,7 +202,7 @@ def line_estimate(
         numerics.pow10(x),
         np.full(x.size, numerics.pow10(spec["y"])),
         device=device,
-        kernel=chosen,
+        backend=chosen,
         progress=progress,
     )
     labels = trainable_labels(settings, stats)

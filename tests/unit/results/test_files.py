@@ -1,5 +1,7 @@
 """Atomic writes and shard checks of trainability.results.files."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -56,3 +58,35 @@ def test_merge_rejects_truncated_missing_and_misplaced_shards(tmp_path):
     shards[1].write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ValueError, match="unreadable or incomplete"):
         files.merge_shards(shards, fields, 3, 4)
+
+
+def _shard(shard, device, processor, kernel, arithmetic):
+    source = {"device": {"device": device, "processor": processor}, "arithmetic": arithmetic}
+    training = {"resolution": 4}
+    return files.shard_attributes(
+        "e", 3, shard, (4 * shard, 4 * shard + 4), [[0, 1], [0, 1]], training, kernel, source
+    )
+
+
+def test_grid_attributes_say_where_and_how_each_shard_was_made(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    shards = [
+        _shard(0, "cpu", "EPYC", "fused", {"build": "a"}),
+        _shard(1, "cpu", "EPYC", "fused", {"build": "a"}),
+        _shard(2, "cuda:0", "EPYC", "fused", {"build": "b"})
+        | {"device": {"device": "cuda:0", "processor": "EPYC", "gpu": "H100"}},
+        _shard(3, "cpu", "Xeon", "torch", {"build": "a"}),
+    ]
+    assert shards[1]["first_pixel"] == 4 and shards[1]["n_pixels"] == 4 and shards[1]["frame"] == 3
+    attrs = files.grid_attributes("e", 3, [[0, 1], [0, 1]], {"resolution": 4}, 4, 3, shards)
+    assert attrs["devices"] == ["cpu EPYC", "cpu Xeon", "cuda:0 H100"]
+    assert attrs["kernels"] == ["fused", "torch"]
+    assert attrs["n_shards"] == 4 and attrs["resolution"] == 4 and attrs["slurm_job_ids"] == ["77"]
+    groups = {json.dumps(g["device"], sort_keys=True): g["shards"] for g in attrs["shard_sources"]}
+    assert groups['{"device": "cpu", "processor": "EPYC"}'] == [0, 1]
+    # Written and read back through HDF5: what a later reader (reuse, archive) sees.
+    files.write_h5(tmp_path / "g.h5", {"a": np.zeros(2)}, attrs=attrs)
+    _, read = files.read_h5(tmp_path / "g.h5")
+    assert read["devices"] == attrs["devices"] and read["shard_sources"] == json.loads(
+        json.dumps(attrs["shard_sources"])
+    )

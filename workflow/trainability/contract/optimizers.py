@@ -19,8 +19,9 @@ which is what makes Adam cost no more than gd in the fused kernels). The autogra
 (``kernels.reference``) runs torch.optim itself, so the kernels are held to torch's
 optimisers, not to a copy of these formulas.
 
-This module is the one home of the optimisers' names, hyperparameters, defaults and
-allowed ranges: the config validation, the kernels and the phase spaces use it.
+This module is the one home of the optimisers' names, their codes in the kernels,
+hyperparameters, defaults and allowed ranges: the config validation, the kernels and the
+phase spaces use it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ OPTIMIZERS: dict[str, tuple[str, ...]] = {
     "adam": ("beta1", "beta2", "eps"),
 }
 DEFAULTS = {"beta": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+# The number that names each optimiser inside the kernels (C's OPT_* definitions, the Triton
+# kernel's OPT constexpr): its place in OPTIMIZERS. Generated here, never spelled out there.
+OPTIMIZER_CODES: dict[str, int] = {name: code for code, name in enumerate(OPTIMIZERS)}
+# Columns of the kernels' per-pixel hyperparameter array: the most any optimiser takes.
+MAX_HYPERPARAMETERS = max(len(names) for names in OPTIMIZERS.values())
 
 
 def _unit_interval(v):

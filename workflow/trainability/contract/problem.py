@@ -26,6 +26,9 @@ from pathlib import Path
 import numpy as np
 
 NONLINEARITIES = ("tanh", "relu", "identity")
+# The number that names each nonlinearity inside the fused kernels (C's PHI_* definitions, the
+# Triton kernel's PHI constexpr): its place in NONLINEARITIES.
+NONLINEARITY_CODES: dict[str, int] = {name: code for code, name in enumerate(NONLINEARITIES)}
 OFFSET_MODES = ("every_step", "init_only")
 DTYPES = ("float64", "float32")
 PHASE_SPACES = ("lr_vs_lr", "paraminit_vs_lr")

@@ -8,10 +8,10 @@ phase of a step is a register tile with enough independent FMA chains to fill
 the FMA pipes and few loads per FMA (see the C file's header); the tiles only
 interleave independent chains, so the bits are those of one value at a time.
 
-It is compiled with the system's C compiler on first use (``$CC``, ``gcc`` or
-``cc``; ``-O3 -march=native -ffp-contract=off``, IEEE semantics: no
-``-ffast-math``), with the statistics contract's constants passed as ``-D``
-definitions, cached under ``$TRAINABILITY_CACHE`` (default
+It is compiled with the system's C compiler on first use (``$CC``, ``gcc`` or ``cc``;
+``-O3 -march=native -ffp-contract=off``, IEEE semantics: no ``-ffast-math``), with the
+contract's constants (the statistics' columns, the nonlinearities' and optimisers' codes)
+passed as ``-D`` definitions, cached under ``$TRAINABILITY_CACHE`` (default
 ``$XDG_CACHE_HOME/trainability`` or ``~/.cache/trainability``) keyed by source,
 definitions, flags, compiler and CPU, and called through ctypes (the GIL is
 released, so Python threads run pixels in parallel).
@@ -37,8 +37,8 @@ thread count, so results are invariant to sharding, bit for bit
 for ``BUILD_CLASS``).
 
 Optimisers: gd, momentum and Adam (``trainability.contract.optimizers`` states their update
-rules), the optimiser an enum (``OPTIMIZER``) and its per-pixel hyperparameters a
-(P, 3) array passed to the kernel, which keeps each pixel's state (momentum and
+rules and codes), the optimiser's code and its per-pixel hyperparameters a
+(P, N_HYPER) array passed to the kernel, which keeps each pixel's state (momentum and
 Adam buffers, Adam's running products beta^t) in its own buffer, reset per pixel.
 The branch on the optimiser is outside the element-wise update loops; gd's loops
 are those of the gd-only kernel, so its bits are still those of ``BUILD_CLASS``.
@@ -49,7 +49,9 @@ per-pixel randomness (``Problem.per_pixel``) runs on the torch kernel.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
+import itertools
 import os
 import platform
 import shutil
@@ -57,14 +59,15 @@ import subprocess
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from trainability.contract.optimizers import OPTIMIZERS
-from trainability.contract.optimizers import check_arguments as check_optimizer_arguments
-from trainability.contract.problem import Problem, layer_constants
+from trainability.contract.optimizers import MAX_HYPERPARAMETERS, OPTIMIZER_CODES
+from trainability.contract.problem import NONLINEARITY_CODES, Problem, layer_constants
 from trainability.contract.statistics import FLOAT_FIELDS, MAX_RATIO, TAIL_STEPS, from_columns
+from trainability.kernels.backend import Run
 
 NAME = "fused"
 SOURCE = Path(__file__).with_name("fused_cpu.c")
@@ -73,16 +76,17 @@ FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fopenmp-simd", "-fno-mat
 LIBS = ("-lm",)  # fma() where the ISA has no FMA instruction
 # The kernel's arithmetic: bump the number whenever a change to fused_cpu.c changes bits.
 BUILD_CLASS = "fixed-order-fma-1"
-# The contract's constants, compiled in: part of the cache key.
+N_HYPER = MAX_HYPERPARAMETERS  # columns of the kernel's per-pixel hyperparameter array
+# The contract's constants and codes, compiled in (the kernel spells none): part of the cache key.
 DEFINES = (
     f"-DMAX_RATIO={MAX_RATIO!r}",
     f"-DTAIL_STEPS={TAIL_STEPS}",
     f"-DN_STATS={len(FLOAT_FIELDS)}",
     *(f"-DSTAT_{name.upper()}={i}" for i, name in enumerate(FLOAT_FIELDS)),
+    *(f"-DPHI_{name.upper()}={code}" for name, code in NONLINEARITY_CODES.items()),
+    *(f"-DOPT_{name.upper()}={code}" for name, code in OPTIMIZER_CODES.items()),
+    f"-DN_HYPER={N_HYPER}",
 )
-PHI = {"tanh": 0, "relu": 1, "identity": 2}  # the kernel's enum
-OPTIMIZER = {"gd": 0, "momentum": 1, "adam": 2}  # the kernel's OPT_* enum
-N_HYPER = 3  # columns of the kernel's per-pixel hyperparameter array (OPTIMIZERS order)
 ROW_BLOCK = 16  # rows are padded to a multiple of the kernel's NB
 
 _lib_lock = threading.Lock()
@@ -225,121 +229,124 @@ def _padded_transpose(rows: np.ndarray, padded: int) -> np.ndarray:
     return out
 
 
-def _ptr(a):
-    return None if a is None else a.ctypes.data
+def _padded_rows(n: int) -> int:
+    return -(-n // ROW_BLOCK) * ROW_BLOCK
 
 
-def train(
-    problem: Problem,
-    learning_rates: np.ndarray,
-    offsets: np.ndarray | None,
-    *,
-    nonlinearity: str,
-    steps: int,
-    offset_mode: str,
-    dtype: str = "float64",
-    device=None,
-    first_pixel: int = 0,
-    block_pixels: int | None = None,
-    threads: int | None = None,
-    chunk: int | None = None,
-    progress=None,
-    lib: ctypes.CDLL | None = None,
-    optimizer: str = "gd",
-    optimizer_params=None,
-) -> dict:
-    """Per-pixel statistics of every pixel; see ``kernels.train_pixels``.
+@dataclass(frozen=True)
+class _Operands:
+    """What every pixel of a run shares, laid out as the kernel reads it: X scaled by c_0 and
+    Y transposed, rows zero-padded to a multiple of ROW_BLOCK (so are each step's minibatch
+    rows), the initial weights; and the output layer's constant c_1. The arrays stay alive
+    while the kernel reads them through ``arguments``."""
 
-    ``first_pixel`` and ``block_pixels`` do not matter here (pixels are
-    independent); ``chunk`` is the number of pixels per kernel call; ``lib`` a
-    kernel from ``build_variant`` instead of the cached native build;
-    ``optimizer`` and ``optimizer_params`` (name -> (P,) array; none for gd) as
-    ``trainability.contract.optimizers`` defines them.
+    steps: int
+    n: int  # data rows
+    XT: np.ndarray  # (d_in, n padded)
+    YT: np.ndarray  # (D, n padded)
+    batch: int  # minibatch rows, 0: full batch
+    XmbT: np.ndarray | None  # (steps, d_in, batch padded)
+    YmbT: np.ndarray | None  # (steps, D, batch padded)
+    W0: np.ndarray  # (d_in, H)
+    W1: np.ndarray  # (H, D)
+    c1: float
+
+    @property
+    def arguments(self) -> tuple:
+        """The kernel's arguments from ``steps`` to ``W1init``, in its order."""
+        (d_in, H), D = self.W0.shape, self.W1.shape[1]
+        sizes = (self.steps, d_in, H, D, self.n, self.XT.shape[1])
+        full = (_address(self.XT), _address(self.YT))
+        minibatches = (self.batch, 0 if self.XmbT is None else self.XmbT.shape[2])
+        minibatches += (_address(self.XmbT), _address(self.YmbT))
+        return (*sizes, *full, *minibatches, _address(self.W0), _address(self.W1))
+
+
+def _operands(problem: Problem, nonlinearity: str, steps: int) -> _Operands:
+    c = layer_constants(problem, nonlinearity)
+    W0, W1 = (np.ascontiguousarray(w, dtype=np.float64) for w in problem.weights)
+    d_in, D = W0.shape[0], W1.shape[1]
+    Xc = np.asarray(problem.X, np.float64) * c[0]
+    Y = np.asarray(problem.Y, np.float64)
+    padded = _padded_rows(Xc.shape[0])
+    batch, XmbT, YmbT = 0, None, None
+    if problem.minibatch_indices is not None:
+        idx = np.asarray(problem.minibatch_indices[:steps], dtype=np.int64)
+        batch = idx.shape[1]
+        XmbT = np.zeros((steps, d_in, _padded_rows(batch)))
+        YmbT = np.zeros((steps, D, _padded_rows(batch)))
+        XmbT[:, :, :batch] = Xc[idx].transpose(0, 2, 1)
+        YmbT[:, :, :batch] = Y[idx].transpose(0, 2, 1)
+    XT, YT = _padded_transpose(Xc, padded), _padded_transpose(Y, padded)
+    return _Operands(steps, Xc.shape[0], XT, YT, batch, XmbT, YmbT, W0, W1, c[1])
+
+
+def _address(a: np.ndarray | None, first_row: int = 0):
+    """The address of row ``first_row`` of a C-contiguous array (None for no array)."""
+    return None if a is None else a.ctypes.data + first_row * a.strides[0]
+
+
+def _call(lib: ctypes.CDLL, operands: _Operands, run: Run, per_pixel: dict, lo: int, hi: int) -> int:
+    """One kernel call training pixels [lo, hi): reads and writes rows lo..hi of ``per_pixel``'s
+    arrays (learning rates, offsets, hyperparameters; statistics, divergence steps)."""
+    rows = {name: _address(a, lo) for name, a in per_pixel.items()}
+    rc = lib.fused_train_f64(
+        hi - lo,
+        *operands.arguments,
+        rows["learning_rates"],
+        rows["offsets"],
+        int(run.offset_mode == "every_step"),
+        NONLINEARITY_CODES[run.nonlinearity],
+        operands.c1,
+        OPTIMIZER_CODES[run.optimizer],
+        rows["hyper"],
+        rows["stats"],
+        rows["diverged"],
+    )
+    if rc == -2:
+        raise ValueError(f"fused C kernel: unknown optimizer {run.optimizer!r}")
+    if rc != 0:
+        raise MemoryError("fused C kernel: out of memory")
+    return hi - lo
+
+
+def _in_chunks(work, pixels: int, chunk: int, threads: int, steps: int, progress) -> None:
+    """``work(lo, hi)`` over chunks of pixels, on ``threads`` Python threads (the kernel
+    releases the GIL; one thread or one chunk: in this thread), reporting progress after each."""
+    bounds = [(lo, min(pixels, lo + chunk)) for lo in range(0, pixels, chunk)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:  # starts threads only for pool.map
+        in_parallel = threads > 1 and len(bounds) > 1
+        widths = pool.map(work, *zip(*bounds)) if in_parallel else itertools.starmap(work, bounds)
+        done = 0
+        for width in widths:
+            done += width * steps
+            if progress is not None:
+                progress(done, pixels * steps)
+
+
+def train(run: Run, *, chunk: int | None = None, lib: ctypes.CDLL | None = None) -> dict:
+    """Per-pixel statistics of every pixel of the run (``backend.Run``).
+
+    ``first_pixel`` and ``block_pixels`` do not matter here (pixels are independent);
+    ``chunk`` is the number of pixels per kernel call (default: about four per thread,
+    at most 64); ``lib`` a kernel from ``build_variant`` instead of the cached native build.
     """
-    if problem.per_pixel:
-        raise ValueError(_per_pixel_reason(problem))
-    optimizer_params = {k: np.asarray(v, dtype=np.float64) for k, v in (optimizer_params or {}).items()}
-    check_optimizer_arguments(optimizer, optimizer_params, np.shape(learning_rates)[0])
+    if run.problem.per_pixel:
+        raise ValueError(_per_pixel_reason(run.problem))
     lib = load_library() if lib is None else lib
     if lib is None:
         raise RuntimeError(f"the fused C kernel is unavailable: {_lib_state['why']}")
-    threads = max(1, threads or 1)
-    c = layer_constants(problem, nonlinearity)
-    W0, W1 = (np.ascontiguousarray(w, dtype=np.float64) for w in problem.weights)
-    d_in, H = W0.shape
-    D = W1.shape[1]
-    Xc = np.asarray(problem.X, np.float64) * c[0]
-    Y = np.asarray(problem.Y, np.float64)
-    n = Xc.shape[0]
-    np_ = -(-n // ROW_BLOCK) * ROW_BLOCK
-    XT, YT = _padded_transpose(Xc, np_), _padded_transpose(Y, np_)
-    mb = mbp = 0
-    XmbT = YmbT = None
-    if problem.minibatch_indices is not None:
-        idx = np.asarray(problem.minibatch_indices[:steps], dtype=np.int64)
-        mb = idx.shape[1]
-        mbp = -(-mb // ROW_BLOCK) * ROW_BLOCK
-        XmbT = np.zeros((steps, d_in, mbp))
-        YmbT = np.zeros((steps, D, mbp))
-        XmbT[:, :, :mb] = Xc[idx].transpose(0, 2, 1)
-        YmbT[:, :, :mb] = Y[idx].transpose(0, 2, 1)
-    lrs = np.ascontiguousarray(learning_rates, dtype=np.float64)
-    P = lrs.shape[0]
-    hyper = np.zeros((P, N_HYPER))
-    for column, name in enumerate(OPTIMIZERS[optimizer]):
-        hyper[:, column] = optimizer_params[name]
-    offs = None if offsets is None else np.ascontiguousarray(offsets, dtype=np.float64)
-    stats = np.empty((P, len(FLOAT_FIELDS)))
-    diverged = np.empty(P, dtype=np.int64)
+    operands = _operands(run.problem, run.nonlinearity, run.steps)
+    P = run.pixels
+    per_pixel = {
+        "learning_rates": run.learning_rates,
+        "offsets": run.offsets,
+        "hyper": run.hyperparameters(),
+        "stats": np.empty((P, len(FLOAT_FIELDS))),
+        "diverged": np.empty(P, dtype=np.int64),
+    }
     if chunk is None:
-        chunk = max(1, min(64, -(-P // (4 * threads))))
-    keep = (XT, YT, XmbT, YmbT, W0, W1, lrs, offs, hyper, stats, diverged)  # alive during the calls
-
-    def work(lo, hi):
-        rc = lib.fused_train_f64(
-            hi - lo,
-            steps,
-            d_in,
-            H,
-            D,
-            n,
-            np_,
-            _ptr(XT),
-            _ptr(YT),
-            mb,
-            mbp,
-            _ptr(XmbT),
-            _ptr(YmbT),
-            _ptr(W0),
-            _ptr(W1),
-            lrs.ctypes.data + lo * 2 * 8,
-            None if offs is None else offs.ctypes.data + lo * 8,
-            int(offset_mode == "every_step"),
-            PHI[nonlinearity],
-            c[1],
-            OPTIMIZER[optimizer],
-            hyper.ctypes.data + lo * N_HYPER * 8,
-            stats.ctypes.data + lo * stats.shape[1] * 8,
-            diverged.ctypes.data + lo * 8,
-        )
-        if rc == -2:
-            raise ValueError(f"fused C kernel: unknown optimizer {optimizer!r}")
-        if rc != 0:
-            raise MemoryError("fused C kernel: out of memory")
-        return hi - lo
-
-    bounds = [(lo, min(P, lo + chunk)) for lo in range(0, P, chunk)]
-    done = 0
-    if threads <= 1 or len(bounds) == 1:
-        for lo, hi in bounds:
-            done += work(lo, hi) * steps
-            if progress is not None:
-                progress(done, P * steps)
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for width in pool.map(lambda b: work(*b), bounds):
-                done += width * steps
-                if progress is not None:
-                    progress(done, P * steps)
-    del keep
-    return from_columns(stats, diverged)
+        chunk = max(1, min(64, -(-P // (4 * run.threads))))
+    work = functools.partial(_call, lib, operands, run, per_pixel)  # work(lo, hi)
+    _in_chunks(work, P, chunk, run.threads, run.steps, run.progress)
+    return from_columns(per_pixel["stats"], per_pixel["diverged"])

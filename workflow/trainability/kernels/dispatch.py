@@ -1,9 +1,9 @@
-"""Training kernels: one backend module per implementation, and the dispatcher.
+"""The dispatcher: which backend runs a case, training through it, and what a result's bits
+depend on.
 
-Every backend answers ``unsupported(problem, dtype, device) -> reason | None``
-and ``train(problem, learning_rates, offsets, *, ...) -> stats`` with the
-statistics of ``trainability.contract.statistics``; none imports another or this
-dispatcher.
+Every backend implements ``kernels.backend.Backend``: ``unsupported(problem, dtype,
+device) -> reason | None`` and ``train(run) -> stats`` (a ``kernels.backend.Run``; the
+statistics of ``trainability.contract.statistics``); none imports another or this dispatcher.
 
 =================  ==========  ===============================================
 backend            ``kernel``  runs
@@ -15,7 +15,8 @@ backend            ``kernel``  runs
 =================  ==========  ===============================================
 
 ``kernel="auto"`` takes the device's fused backend when it supports the case,
-the torch backend otherwise; a kernel named explicitly that cannot run the
+the torch backend otherwise (``choose_backend``, once per experiment: callers pass the
+chosen backend down to ``train_pixels``); a kernel named explicitly that cannot run the
 case raises ``KernelUnsupported`` with the reason (the workflow checks this
 before any job starts, ``config_problems``). Kernels agree to rounding, not
 bit for bit; each is invariant to sharding. ``reference`` is the per-pixel
@@ -26,22 +27,19 @@ from __future__ import annotations
 
 import platform
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import torch
 
-from trainability.contract.optimizers import check_arguments as check_optimizer_arguments
-from trainability.contract.problem import Problem, build_problem, check_training_arguments
+from trainability.contract.problem import Problem, build_problem
 from trainability.contract.randomness import pixel_problem
 from trainability.kernels import c_cpu, torch_batched, triton_gpu
+from trainability.kernels.backend import Backend, ProgressCallback, Run
 
 KERNELS = ("auto", "torch", "fused")
-FUSED_BY_DEVICE_TYPE = {"cpu": c_cpu, "cuda": triton_gpu}
-
-ProgressCallback = Callable[[int, int], None]
+FUSED_BY_DEVICE_TYPE: dict[str, Backend] = {"cpu": c_cpu, "cuda": triton_gpu}
 
 
 class KernelUnsupported(ValueError):
@@ -82,17 +80,18 @@ def device_problem(value: str, name: str, here: bool = True) -> str | None:
     return None
 
 
-def _candidates(kernel: str, device: torch.device) -> list[ModuleType]:
+def _candidates(kernel: str, device: torch.device) -> list[Backend]:
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     fused = [FUSED_BY_DEVICE_TYPE[device.type]] if device.type in FUSED_BY_DEVICE_TYPE else []
     return {"auto": fused + [torch_batched], "fused": fused, "torch": [torch_batched]}[kernel]
 
 
-def backend(
+def choose_backend(
     problem: Problem, dtype: str, device: str | torch.device = "auto", kernel: str = "auto"
-) -> ModuleType:
-    """The backend module that runs the case; raises KernelUnsupported naming the reason."""
+) -> Backend:
+    """The backend (module) that runs the case; raises KernelUnsupported naming the reason.
+    Needs no GPU to answer."""
     device = resolve_device(device)
     reasons = []
     for candidate in _candidates(kernel, device):
@@ -106,8 +105,8 @@ def backend(
 def select_kernel(
     problem: Problem, dtype: str, device: str | torch.device = "auto", kernel: str = "auto"
 ) -> str:
-    """The ``kernel`` name (``fused`` or ``torch``) that runs the case. Needs no GPU to answer."""
-    return backend(problem, dtype, device, kernel).NAME
+    """The name (``fused`` or ``torch``) of the backend ``choose_backend`` takes for the case."""
+    return choose_backend(problem, dtype, device, kernel).NAME
 
 
 def train_pixels(
@@ -125,44 +124,23 @@ def train_pixels(
     threads: int | None = None,
     progress: ProgressCallback | None = None,
     kernel: str = "auto",
+    backend: Backend | None = None,
     optimizer: str = "gd",
     optimizer_params: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Train one network per pixel and return per-pixel loss statistics.
 
-    Args:
-        problem: shared initial weights, data and minibatch index sequence.
-        learning_rates: (P, n_layers) learning rate of each layer, per pixel.
-        offsets: (P,) value added to every entry of W_0, per pixel, or None.
-        nonlinearity: ``tanh`` | ``relu`` | ``identity``.
-        steps: number of gradient-descent steps T (losses v_0..v_{T-1}).
-        offset_mode: ``every_step`` re-adds the offset before every step, as
-            the author's notebook does (W_0 drifts by t*offset);
-            ``init_only`` adds it once to the initial weights.
-        dtype: ``float64`` (default, as in the paper) or ``float32``.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``...
-        first_pixel: global index of the first pixel (aligns the torch
-            backend's blocks so results do not depend on sharding).
-        block_pixels: the torch backend's block width (default per device
-            type; part of a result's identity), or the Triton launch size.
-        threads: CPU threads of the C kernel (default: torch's thread count).
-        progress: called as ``progress(pixel_steps_done, pixel_steps_total)``.
-        kernel: ``auto``, ``fused`` or ``torch`` (see the module docstring).
-        optimizer: ``gd``, ``momentum`` or ``adam`` (``trainability.contract.optimizers``
-            states their update rules; every backend runs all three).
-        optimizer_params: the optimiser's hyperparameters, each a (P,) array
-            (``optimizers.pixel_parameters``); none for gd.
+    The arguments are the fields of ``kernels.backend.Run`` (which says what each means),
+    and: ``device`` may be ``auto`` (``resolve_device``); ``threads`` defaults to torch's
+    thread count; ``kernel`` (``auto``, ``fused`` or ``torch``, see the module docstring)
+    chooses the backend, unless ``backend`` gives the one already chosen
+    (``choose_backend``), which must support the case.
 
     Returns:
         dict of ``statistics.STAT_FIELDS`` -> (P,) arrays (float64; ``diverged_step`` int64).
     """
-    check_training_arguments(problem, learning_rates, offsets, nonlinearity, steps, offset_mode, dtype)
-    optimizer_params = {k: np.asarray(v, dtype=np.float64) for k, v in (optimizer_params or {}).items()}
-    check_optimizer_arguments(optimizer, optimizer_params, np.shape(learning_rates)[0])
     device = resolve_device(device)
-    chosen = backend(problem, dtype, device, kernel)
-    learning_rates = np.asarray(learning_rates, dtype=np.float64)
-    results = chosen.train(
+    run = Run(
         problem,
         learning_rates,
         offsets,
@@ -176,10 +154,15 @@ def train_pixels(
         threads=threads or torch.get_num_threads(),
         progress=progress,
         optimizer=optimizer,
-        optimizer_params=optimizer_params,
+        optimizer_params=optimizer_params or {},
     )
-    total = learning_rates.shape[0] * steps
+    if backend is None:
+        backend = choose_backend(problem, dtype, device, kernel)
+    elif reason := backend.unsupported(problem, dtype, device):
+        raise KernelUnsupported(backend.NAME, device.type, [reason])
+    results = backend.train(run)
     if progress is not None:
+        total = run.pixels * steps
         progress(total, total)
     return results
 
@@ -201,7 +184,7 @@ def config_problems(
         shared = pixel_problem(shared, exp["model"], exp["data"], exp["training"], [0])
         for device_type in sorted(set(device_types)):
             try:
-                backend(shared, exp["training"]["dtype"], torch.device(device_type), kernel)
+                choose_backend(shared, exp["training"]["dtype"], torch.device(device_type), kernel)
             except KernelUnsupported as err:
                 problems.append(
                     f"kernel: {kernel!r} cannot run experiments.{name} on {device_type}: "
@@ -210,7 +193,7 @@ def config_problems(
     return problems
 
 
-def arithmetic(
+def arithmetic_identity(
     kernel: str, device: str | torch.device, dtype: str = "float64", optimizer: str = "gd"
 ) -> dict[str, str]:
     """What a result's bits depend on (stored with each shard): the kernel, its build class

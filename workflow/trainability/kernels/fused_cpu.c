@@ -1,9 +1,12 @@
 /* Fused per-pixel training, float64, depth-2 MLP: each pixel's whole run in one call,
    its weights, activations and gradients in registers and L1 (trainability/kernels/c_cpu.py).
 
-   Built by c_cpu.py with the contract's constants (trainability/statistics.py) passed
-   as -D definitions: MAX_RATIO, TAIL_STEPS, and the column of each float statistic in
-   the (P, N_STATS) output, STAT_LOSS_INITIAL ... STAT_TAIL_MEAN_U.
+   Built by c_cpu.py with the contract's constants passed as -D definitions: from
+   trainability/contract/statistics.py MAX_RATIO, TAIL_STEPS, and the column of each float
+   statistic in the (P, N_STATS) output, STAT_LOSS_INITIAL ... STAT_TAIL_MEAN_U; the codes of
+   the nonlinearities PHI_TANH, PHI_RELU, PHI_IDENTITY (contract/problem.py) and of the
+   optimisers OPT_GD, OPT_MOMENTUM, OPT_ADAM, with N_HYPER hyperparameter columns
+   (contract/optimizers.py). The kernel spells none of them itself.
 
    One pixel at a time; a step is one pass of five phases over the rows (transposed:
    a row of X, a or dzeta per input or hidden unit), each a register tile with enough
@@ -28,8 +31,8 @@
      v4 (below) is 4 doubles, element-wise;
    - tanh is tanh_block below, not libm's.
 
-   Optimisers (trainability/optimizers.py states the rules; c_cpu.OPTIMIZER is the enum):
-   gd, momentum (heavy ball) and Adam, with per-pixel hyperparameters (hyper: P x 3;
+   Optimisers (trainability/contract/optimizers.py states the rules and their codes):
+   gd, momentum (heavy ball) and Adam, with per-pixel hyperparameters (hyper: P x N_HYPER;
    momentum: beta; adam: beta1, beta2, eps). The state (momentum buffers m of W0 and W1;
    Adam's m, v and the running products b1 = beta1^t, b2 = beta2^t) lives in the aligned
    buffer and is reset for each pixel. The branch on the optimiser is outside the update
@@ -123,10 +126,15 @@ void fused_tanh_f64(int64_t n, const double *x, double *y)
     !defined(STAT_SUM_INV_U) || !defined(STAT_TAIL_MEAN_U)
 #error "build with the statistics contract's -D definitions (trainability/kernels/c_cpu.py)"
 #endif
+#if !defined(PHI_TANH) || !defined(PHI_RELU) || !defined(PHI_IDENTITY) || !defined(OPT_GD) || \
+    !defined(OPT_MOMENTUM) || !defined(OPT_ADAM) || !defined(N_HYPER)
+#error "build with the contract's nonlinearity and optimiser codes as -D definitions (c_cpu.py)"
+#endif
+#if N_HYPER < 3
+#error "adam's beta1, beta2, eps need N_HYPER >= 3 columns"
+#endif
 #define NB 16   /* rows per register block; c_cpu.ROW_BLOCK pads rows to a multiple */
 #define LANES 8 /* partial sums per sum over rows; NB is a multiple */
-
-enum { PHI_TANH = 0, PHI_RELU = 1, PHI_IDENTITY = 2 };
 
 /* The fixed reduction tree of the LANES partial sums. */
 _Static_assert(LANES == 8 && NB % LANES == 0, "lane_sum is written for 8 lanes");
@@ -339,8 +347,6 @@ static double pass(int d_in, int H, int D, int n, int np, const double *restrict
     return loss;
 }
 
-enum { OPT_GD = 0, OPT_MOMENTUM = 1, OPT_ADAM = 2 };
-
 /* momentum: m <- beta m + g (one FMA: FMA(beta, m, g)); W <- W - lr m (one FMA, as gd's
    FMA(-g, lr, W)). */
 static void momentum_update(int n, double beta, double lr, const double *restrict g, double *restrict m,
@@ -386,7 +392,7 @@ static void transpose(int d_in, int rows, int kp, const double *restrict XT, dou
 /* Train pixels [0, P): returns 0, or -1 when out of memory (-2: unknown optimiser).
    stats: (P, N_STATS) float64, columns STAT_*;
    diverged: (P,) int64. Minibatch (mb > 0): XmbT (steps, d_in, mbp), YmbT (steps, D, mbp).
-   opt: OPT_*; hyper: (P, 3) float64, the pixel's hyperparameters (momentum: beta, -, -;
+   opt: OPT_*; hyper: (P, N_HYPER) float64, the pixel's hyperparameters (momentum: beta, -, -;
    adam: beta1, beta2, eps), not read for gd (may be NULL). */
 int fused_train_f64(int P, int steps, int d_in, int H, int D, int n, int np,
                     const double *XT, const double *YT, int mb, int mbp,
@@ -427,7 +433,7 @@ int fused_train_f64(int P, int steps, int d_in, int H, int D, int n, int np,
         if (offsets && !offset_every_step)
             for (int i = 0; i < d_in * H; i++) W0[i] += off;
         if (state) memset(M0, 0, sizeof(double) * state); /* m = v = 0 before step 1 */
-        const double *hp = hyper ? hyper + 3 * (size_t)p : NULL;
+        const double *hp = hyper ? hyper + N_HYPER * (size_t)p : NULL;
         const double beta1 = hp ? hp[0] : 0.0, beta2 = hp ? hp[1] : 0.0, eps = hp ? hp[2] : 0.0;
         const double omb1 = 1.0 - beta1, omb2 = 1.0 - beta2;
         double b1 = 1.0, b2 = 1.0; /* beta1^t, beta2^t */

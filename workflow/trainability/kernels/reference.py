@@ -18,6 +18,9 @@ import torch
 
 from trainability.contract.problem import Problem, one_pixel
 from trainability.contract.statistics import stats_from_losses
+from trainability.kernels.backend import TORCH_DTYPES, Run
+
+NAME = "reference"  # never chosen by the dispatcher: the tests and benchmarks call it
 
 
 def _torch_optimizer(optimizer: str, params, learning_rates, hyper: dict):
@@ -76,7 +79,7 @@ def loss_trajectory(
             optimizer,
             optimizer_params or {},
         )
-    tdt = getattr(torch, dtype)
+    tdt = TORCH_DTYPES[dtype]
     weights = [torch.as_tensor(w, dtype=tdt, device=device) for w in problem.weights]
     X = torch.as_tensor(problem.X, dtype=tdt, device=device)
     Y = torch.as_tensor(problem.Y, dtype=tdt, device=device)
@@ -102,7 +105,7 @@ def loss_trajectory(
 def _optimizer_trajectory(
     problem, learning_rates, offset, nonlinearity, steps, offset_mode, dtype, device, optimizer, hyper
 ) -> np.ndarray:
-    tdt = getattr(torch, dtype)
+    tdt = TORCH_DTYPES[dtype]
     params = [torch.tensor(w, dtype=tdt, device=device, requires_grad=True) for w in problem.weights]
     X = torch.as_tensor(problem.X, dtype=tdt, device=device)
     Y = torch.as_tensor(problem.Y, dtype=tdt, device=device)
@@ -127,37 +130,29 @@ def _optimizer_trajectory(
     return torch.stack(losses).double().cpu().numpy()
 
 
-def train(
-    problem: Problem,
-    learning_rates: np.ndarray,
-    offsets: np.ndarray | None = None,
-    *,
-    nonlinearity: str,
-    steps: int,
-    offset_mode: str = "every_step",
-    dtype: str = "float64",
-    device: str = "cpu",
-    optimizer: str = "gd",
-    optimizer_params: dict | None = None,
-) -> dict[str, np.ndarray]:
-    """The statistics of ``kernels.train_pixels``, pixel by pixel (per-pixel problems too)."""
-    learning_rates = np.asarray(learning_rates, dtype=np.float64)
-    optimizer_params = optimizer_params or {}
+def unsupported(problem: Problem, dtype: str, device) -> str | None:
+    """Why this backend cannot run the case, or None: it runs every case (slowly)."""
+    return None
+
+
+def train(run: Run) -> dict[str, np.ndarray]:
+    """The statistics of the run (``backend.Run``), pixel by pixel (per-pixel problems too)."""
+    offsets, params = run.offsets, run.optimizer_params
     losses = np.stack(
         [
             loss_trajectory(
-                one_pixel(problem, p),
+                one_pixel(run.problem, p),
                 [float(lr) for lr in lrs],
                 None if offsets is None else float(offsets[p]),
-                nonlinearity=nonlinearity,
-                steps=steps,
-                offset_mode=offset_mode,
-                dtype=dtype,
-                device=device,
-                optimizer=optimizer,
-                optimizer_params={k: float(v[p]) for k, v in optimizer_params.items()},
+                nonlinearity=run.nonlinearity,
+                steps=run.steps,
+                offset_mode=run.offset_mode,
+                dtype=run.dtype,
+                device=run.device,
+                optimizer=run.optimizer,
+                optimizer_params={k: float(v[p]) for k, v in params.items()},
             )
-            for p, lrs in enumerate(learning_rates)
+            for p, lrs in enumerate(run.learning_rates)
         ]
     )
     return stats_from_losses(losses)

@@ -24,9 +24,9 @@ import torch
 
 from trainability.contract.problem import Problem, layer_constants, pixel_rows
 from trainability.contract.statistics import MAX_RATIO, STAT_FIELDS, TAIL_STEPS, empty_stats
+from trainability.kernels.backend import TORCH_DTYPES, Run
 
 NAME = "torch"
-TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 # Fixed block widths: part of a result's identity (changing one can change
 # the last bits), so they depend only on the device type.
@@ -38,38 +38,23 @@ def unsupported(problem: Problem, dtype: str, device: torch.device) -> str | Non
     return None
 
 
-def train(
-    problem: Problem,
-    learning_rates: np.ndarray,
-    offsets: np.ndarray | None,
-    *,
-    nonlinearity: str,
-    steps: int,
-    offset_mode: str,
-    dtype: str,
-    device: torch.device,
-    first_pixel: int = 0,
-    block_pixels: int | None = None,
-    threads: int | None = None,
-    progress=None,
-    optimizer: str = "gd",
-    optimizer_params: dict | None = None,
-) -> dict:
-    """Per-pixel statistics (``trainability.contract.statistics``) of every pixel; see
-    ``kernels.dispatch.train_pixels``."""
+def train(run: Run) -> dict:
+    """Per-pixel statistics (``trainability.contract.statistics``) of every pixel of the run
+    (``backend.Run``), in blocks of ``run.block_pixels`` (default per device type)."""
+    block_pixels = run.block_pixels
     if block_pixels is None:
-        block_pixels = DEFAULT_BLOCK_PIXELS.get(device.type, 256)
-    learning_rates = np.asarray(learning_rates, dtype=np.float64)
-    hyper = {k: np.asarray(v, dtype=np.float64) for k, v in (optimizer_params or {}).items()}
-    kw = dict(nonlinearity=nonlinearity, steps=steps, offset_mode=offset_mode, optimizer=optimizer)
-    kw.update(dtype=TORCH_DTYPES[dtype], device=device)
+        block_pixels = DEFAULT_BLOCK_PIXELS.get(run.device.type, 256)
+    kw = dict(nonlinearity=run.nonlinearity, steps=run.steps, offset_mode=run.offset_mode)
+    kw.update(optimizer=run.optimizer, dtype=TORCH_DTYPES[run.dtype], device=run.device)
+    problem = run.problem
     # Shared data and minibatches go to the device once; per-pixel ones block by block.
     shared = (
-        None if problem.per_pixel & {"data", "minibatch"} else _inputs(problem, steps, kw["dtype"], device)
+        None
+        if problem.per_pixel & {"data", "minibatch"}
+        else _inputs(problem, run.steps, kw["dtype"], run.device)
     )
-    return _train_blocks(
-        problem, shared, learning_rates, offsets, hyper, first_pixel, block_pixels, progress, kw
-    )
+    pixels = (run.learning_rates, run.offsets, run.optimizer_params)
+    return _train_blocks(problem, shared, *pixels, run.first_pixel, block_pixels, run.progress, kw)
 
 
 def _inputs(problem: Problem, steps: int, dtype, device):

@@ -76,9 +76,10 @@ import os
 import numpy as np
 import torch
 
-from trainability.contract.optimizers import OPTIMIZERS, check_arguments
-from trainability.contract.problem import Problem, layer_constants
+from trainability.contract.optimizers import MAX_HYPERPARAMETERS, OPTIMIZER_CODES, OPTIMIZERS
+from trainability.contract.problem import NONLINEARITY_CODES, Problem, layer_constants
 from trainability.contract.statistics import FLOAT_FIELDS, TAIL_STEPS, from_columns
+from trainability.kernels.backend import TORCH_DTYPES, Run
 
 if importlib.util.find_spec("triton") is not None:
     from trainability.kernels import triton_source
@@ -86,10 +87,8 @@ else:  # triton is optional: this backend then reports itself unsupported
     triton_source = None
 
 NAME = "fused"
-PHI = {"tanh": 0, "relu": 1, "identity": 2}
 MIN_WIDTH = 16
 MIN_ROWS = 16  # tl.dot's minimum tile
-TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 KNOB_ENV = {
     "pixels": "TRAINABILITY_TRITON_PIXELS",
     "rows": "TRAINABILITY_TRITON_ROWS",
@@ -111,7 +110,7 @@ NO_DOT_DEFAULTS = {"pixels": 1, "warps": 4}
 TANH = ("libdevice", "exp")
 F32_DOT = ("ieee", "tf32x3")  # float32 tl.dot: CUDA-core FMAs, or three TF32 tensor-core products
 # Device bytes per pixel of one launch: stats, learning rates, offset, diverged step, hyperparameters.
-BYTES_PER_PIXEL = 8 * (len(FLOAT_FIELDS) + 2 + 1 + 1 + 3)
+BYTES_PER_PIXEL = 8 * (len(FLOAT_FIELDS) + 2 + 1 + 1 + MAX_HYPERPARAMETERS)
 LAUNCH_MEMORY_FRACTION = 1 / 16  # of the free device memory, for the per-launch buffers
 MAX_LAUNCH_PIXELS = 1 << 24  # a 4096^2 frame in one launch
 INTERPRETER_LAUNCH_PIXELS = 1 << 12
@@ -247,7 +246,7 @@ def constexprs(
         MB=MB,
         HAS_OFF=has_offsets,
         OFF_EVERY=offset_mode == "every_step",
-        PHI=PHI[nonlinearity],
+        PHI=NONLINEARITY_CODES[nonlinearity],
         DIN=d_in,
         H=H,
         PIXELS=knobs["pixels"],
@@ -256,7 +255,7 @@ def constexprs(
         TANH_EXP=knobs["tanh"] == "exp",
         PRECISION=knobs["f32dot"],
         UNROLL=knobs["unroll"],
-        OPT=triton_source.OPTIMIZERS.index(opt),
+        OPT=OPTIMIZER_CODES[opt],
     )
 
 
@@ -270,15 +269,6 @@ def compile_ahead(
     consts = constexprs(MB, offset_mode is not None, mode, nonlinearity, d_in, H, v, optimizer)
     compiled = triton_source.compile_ahead(dtype, consts, arch, num_warps=v["warps"], num_stages=v["stages"])
     return compiled, triton_source.resource_usage(compiled)
-
-
-def hyperparameters(optimizer: str, optimizer_params: dict | None, n_pixels: int) -> np.ndarray:
-    """The kernel's (P, N_HYPER) float64 hyperparameters, in ``optimizers.OPTIMIZERS`` order."""
-    check_arguments(optimizer, optimizer_params or {}, n_pixels)
-    hp = np.zeros((n_pixels, int(triton_source.N_HYPER)))
-    for i, name in enumerate(OPTIMIZERS[optimizer]):
-        hp[:, i] = optimizer_params[name]
-    return hp
 
 
 def _operands(problem: Problem, nonlinearity: str, steps: int, dtype: str, dev) -> tuple[list, int]:
@@ -297,21 +287,8 @@ def _operands(problem: Problem, nonlinearity: str, steps: int, dtype: str, dev) 
 
 
 def train(
-    problem: Problem,
-    learning_rates: np.ndarray,
-    offsets: np.ndarray | None,
+    run: Run,
     *,
-    nonlinearity: str,
-    steps: int,
-    offset_mode: str,
-    dtype: str,
-    device,
-    first_pixel: int = 0,
-    block_pixels: int | None = None,
-    threads: int | None = None,
-    progress=None,
-    optimizer: str = "gd",
-    optimizer_params: dict | None = None,
     use_dot: bool | None = None,
     num_warps: int | None = None,
     num_stages: int | None = None,
@@ -322,41 +299,44 @@ def train(
     unroll: int | None = None,
     launch_info: dict | None = None,
 ) -> dict:
-    """Per-pixel statistics of every pixel; see ``kernels.train_pixels``.
+    """Per-pixel statistics of every pixel of the run (``backend.Run``).
 
     ``use_dot``, ``num_warps``, ``num_stages``, ``pixels``, ``rows``, ``tanh``, ``f32dot``,
-    ``unroll``: the knobs (module docstring; unset ones default per dtype and ``optimizer``).
-    ``block_pixels``: pixels per launch (default ``launch_pixels``).
+    ``unroll``: the knobs (module docstring; unset ones default per dtype and optimiser).
+    ``run.block_pixels``: pixels per launch (default ``launch_pixels``).
     ``launch_info``, if given, receives the variant and the compiled kernel of the last launch.
     """
-    device = torch.device(device)
-    reason = unsupported(problem, dtype, device)
+    reason = unsupported(run.problem, run.dtype, run.device)
     if reason:
         raise ValueError(reason)
     dot = None if use_dot is None else int(bool(use_dot))
     knobs = variant(
-        dtype, optimizer, pixels=pixels, rows=rows, warps=num_warps, stages=num_stages, dot=dot, tanh=tanh,
-        f32dot=f32dot, unroll=unroll,
+        run.dtype, run.optimizer, pixels=pixels, rows=rows, warps=num_warps, stages=num_stages, dot=dot,
+        tanh=tanh, f32dot=f32dot, unroll=unroll,
     )  # fmt: skip
-    dev = torch.device("cpu") if interpreting() else device
-    operands, MB = _operands(problem, nonlinearity, steps, dtype, dev)
+    dev = torch.device("cpu") if interpreting() else run.device
+    steps = run.steps
+    operands, MB = _operands(run.problem, run.nonlinearity, steps, run.dtype, dev)
     d_in, H = operands[2].shape
     N = operands[0].shape[0]
-    lrs_all = np.ascontiguousarray(learning_rates, dtype=np.float64)
-    P = lrs_all.shape[0]
-    offs_all = np.zeros(P) if offsets is None else np.ascontiguousarray(offsets, dtype=np.float64)
-    hp_all = hyperparameters(optimizer, optimizer_params, P)
-    consts = constexprs(MB, offsets is not None, offset_mode, nonlinearity, d_in, H, knobs, optimizer)
+    P = run.pixels
+    offs_all = np.zeros(P) if run.offsets is None else run.offsets
+    hp_all = run.hyperparameters()
+    consts = constexprs(
+        MB, run.offsets is not None, run.offset_mode, run.nonlinearity, d_in, H, knobs, run.optimizer
+    )
     tail_count = min(TAIL_STEPS, steps)
     stats = np.empty((P, len(FLOAT_FIELDS)), dtype=np.float64)
     diverged = np.empty(P, dtype=np.int64)
-    block = launch_pixels(dev, knobs["pixels"], block_pixels)
+    block = launch_pixels(dev, knobs["pixels"], run.block_pixels)
     for lo in range(0, P, block):
         hi = min(P, lo + block)
         n = hi - lo
         out_stats = torch.empty((n, len(FLOAT_FIELDS)), dtype=torch.float64, device=dev)
         out_div = torch.empty(n, dtype=torch.int64, device=dev)
-        lrs, offs, hp = (torch.as_tensor(a[lo:hi], device=dev) for a in (lrs_all, offs_all, hp_all))
+        lrs, offs, hp = (
+            torch.as_tensor(a[lo:hi], device=dev) for a in (run.learning_rates, offs_all, hp_all)
+        )
         Xc, Y, W0, W1, mb = operands
         compiled = triton_source.train_kernel[(-(-n // knobs["pixels"]),)](
             Xc, Y, W0, W1, lrs, offs, mb, out_stats, out_div, n, N, steps, steps - tail_count, tail_count, hp,
@@ -366,6 +346,6 @@ def train(
         diverged[lo:hi] = out_div.cpu().numpy()
         if launch_info is not None:
             launch_info.update(variant=knobs, compiled=compiled, launch_pixels=block)
-        if progress is not None:
-            progress(hi * steps, P * steps)
+        if run.progress is not None:
+            run.progress(hi * steps, P * steps)
     return from_columns(stats, diverged)

@@ -29,6 +29,8 @@ import triton.language as tl
 from triton.backends.compiler import GPUTarget
 from triton.language.extra import libdevice
 
+from trainability.contract.optimizers import MAX_HYPERPARAMETERS, OPTIMIZER_CODES
+from trainability.contract.problem import NONLINEARITY_CODES
 from trainability.contract.statistics import FLOAT_FIELDS
 from trainability.contract.statistics import MAX_RATIO as _MAX_RATIO
 
@@ -40,14 +42,20 @@ STAT_LOSS_MIN = tl.constexpr(FLOAT_FIELDS.index("loss_min"))
 STAT_SUM_U = tl.constexpr(FLOAT_FIELDS.index("sum_u"))
 STAT_SUM_INV_U = tl.constexpr(FLOAT_FIELDS.index("sum_inv_u"))
 STAT_TAIL_MEAN_U = tl.constexpr(FLOAT_FIELDS.index("tail_mean_u"))
-OPTIMIZERS = ("gd", "momentum", "adam")  # the kernel's OPT: an index into this
-N_HYPER = tl.constexpr(3)  # hyperparameters per pixel: momentum (beta, 0, 0), adam (beta1, beta2, eps)
+# The codes of the kernel's PHI and OPT (compile-time constants), from the contract.
+PHI_TANH = tl.constexpr(NONLINEARITY_CODES["tanh"])
+PHI_RELU = tl.constexpr(NONLINEARITY_CODES["relu"])
+OPT_GD = tl.constexpr(OPTIMIZER_CODES["gd"])
+OPT_MOMENTUM = tl.constexpr(OPTIMIZER_CODES["momentum"])
+OPT_ADAM = tl.constexpr(OPTIMIZER_CODES["adam"])
+# Hyperparameters per pixel: momentum (beta, 0, 0), adam (beta1, beta2, eps).
+N_HYPER = tl.constexpr(MAX_HYPERPARAMETERS)
 
 
 @triton.jit
 def _phi(z, PHI: tl.constexpr, TANH_EXP: tl.constexpr):
     """The nonlinearity, evaluated once per element (its derivative comes from the value)."""
-    if PHI == 0:
+    if PHI == PHI_TANH:
         if TANH_EXP:
             # Also the interpreter's tanh (it has no libdevice): accurate to a few ulp
             # for |z| >~ 1e-3, to ~1e-16 absolute below.
@@ -56,7 +64,7 @@ def _phi(z, PHI: tl.constexpr, TANH_EXP: tl.constexpr):
             out = tl.where(z < 0, -t, t)
         else:
             out = libdevice.tanh(z)
-    elif PHI == 1:
+    elif PHI == PHI_RELU:
         out = tl.where(z > 0, z, 0.0)
     else:
         out = z
@@ -106,9 +114,9 @@ def _chunk(
         dz = tl.reshape(tl.broadcast_to((r * scale)[:, :, None], (RB, PIXELS, H)), (RB, PIXELS * H))
         g1 += tl.sum(a * dz, axis=0) * c1
         da = dz * (W1 * c1)[None, :]
-        if PHI == 0:
+        if PHI == PHI_TANH:
             dzeta = da - da * (a * a)
-        elif PHI == 1:
+        elif PHI == PHI_RELU:
             dzeta = tl.where(a > 0, da, 0.0)
         else:
             dzeta = da
@@ -172,7 +180,7 @@ def train_kernel(
     OPT: tl.constexpr,
 ):
     """One program = PIXELS pixels (of the P in this launch), all steps on chip. ``HP_ptr``:
-    (P, N_HYPER) float64 hyperparameters of the optimiser ``OPTIMIZERS[OPT]`` (unread for gd)."""
+    (P, N_HYPER) float64 hyperparameters of the optimiser coded ``OPT`` (unread for gd)."""
     PH: tl.constexpr = PIXELS * H
     pid = tl.program_id(0)
     kk = tl.arange(0, DIN)
@@ -207,11 +215,11 @@ def train_kernel(
     div = tl.full((PIXELS,), -1, tl.int64)
     rr = tl.arange(0, RB)
     hp = HP_ptr + N_HYPER * col_pix
-    if OPT == 1:
+    if OPT == OPT_MOMENTUM:
         beta = tl.load(hp, mask=col_live, other=0.0).to(dt)
         m0 = tl.zeros((DIN, PH), dt)
         m1 = tl.zeros((PH,), dt)
-    if OPT == 2:
+    if OPT == OPT_ADAM:
         # float64: the bias corrections' running products and what the steps are made from.
         beta1_64 = tl.load(hp, mask=col_live, other=0.0)
         beta2_64 = tl.load(hp + 1, mask=col_live, other=0.0)
@@ -260,10 +268,10 @@ def train_kernel(
                     X_ptr, Y_ptr, rows, picked, W0, W1, c1, scale_mb, g0, g1, unused,
                     True, PHI, DIN, H, PIXELS, RB, USE_DOT, TANH_EXP, PRECISION,
                 )  # fmt: skip
-        if OPT == 0:
+        if OPT == OPT_GD:
             W0 -= g0 * lr0[None, :]
             W1 -= g1 * lr1
-        elif OPT == 1:
+        elif OPT == OPT_MOMENTUM:
             W0, m0 = _momentum(W0, m0, g0, lr0[None, :], beta[None, :])
             W1, m1 = _momentum(W1, m1, g1, lr1, beta)
         else:

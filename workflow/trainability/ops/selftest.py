@@ -56,6 +56,7 @@ from trainability.kernels.agreement import (
     rounding_scale,
     stable_pixels,
 )
+from trainability.kernels.backend import Run
 from trainability.results import files
 
 # The benchmark problem (benchmarks/README.md), defined here for the self-test and the benchmarks.
@@ -208,11 +209,11 @@ def _reference(problem, lrs, steps, resolution, progress) -> tuple[dict, dict, d
     calm = np.flatnonzero(away_from_boundary((ref["diverged_step"] < 0).reshape(resolution, resolution)))
     picked = calm[np.linspace(0, len(calm) - 1, min(AUTOGRAD_PIXELS, len(calm))).round().astype(np.int64)]
     progress(f"reference check: autograd on {len(picked)} pixels")
-    auto = reference.train(problem, lrs[picked], nonlinearity=NONLINEARITY, steps=steps, dtype="float64")
+    auto = reference.train(Run(problem, lrs[picked], nonlinearity=NONLINEARITY, steps=steps, dtype="float64"))
     agreement = compare_pixels(auto, {k: v[picked] for k, v in ref.items()}, stable[picked])
     info = {
         "kernel": name,
-        "arithmetic": dispatch.arithmetic(name, cpu),
+        "arithmetic": dispatch.arithmetic_identity(name, cpu),
         "autograd_pixels": picked.tolist(),
         "agreement": agreement,
         "converged_fraction": float((ref["diverged_step"] < 0).mean()),
@@ -226,7 +227,7 @@ def _candidates(problem, device: torch.device):
     for kernel in ("fused", "torch"):
         for dtype in DTYPES:
             try:
-                dispatch.backend(problem, dtype, device, kernel)
+                dispatch.choose_backend(problem, dtype, device, kernel)
                 yield kernel, dtype, None
             except dispatch.KernelUnsupported as err:
                 yield kernel, dtype, "; ".join(err.reasons)
@@ -309,7 +310,7 @@ def run(
         if why:
             continue
         progress(f"{kernel} kernel on {device}, {dtype}")
-        row.arithmetic = dispatch.arithmetic(kernel, device, dtype)
+        row.arithmetic = dispatch.arithmetic_identity(kernel, device, dtype)
         _train(problem, lrs[:2], 1, device, kernel, dtype)  # compiles (C build, Triton): untimed
         stats, seconds = _timed(problem, lrs, steps, device, kernel, dtype)
         if device.type == "cpu" and kernel == ref_info["kernel"] and dtype == "float64":

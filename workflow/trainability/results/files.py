@@ -139,6 +139,65 @@ def merge_shards(
     return {k: v.reshape(resolution, resolution) for k, v in merged.items()}, shard_attrs
 
 
+def shard_attributes(
+    experiment: str,
+    frame: int,
+    shard: int,
+    pixels: tuple[int, int],
+    window,
+    training: dict,
+    kernel: str,
+    source: dict,
+) -> dict:
+    """What each shard file records: which pixels of which frame, trained how, where (``source``:
+    its ``device`` and ``arithmetic``, those of the shard its pixels were copied from when reused)."""
+    start, stop = pixels
+    return {
+        "experiment": experiment,
+        "frame": frame,
+        "shard": shard,
+        "first_pixel": start,
+        "n_pixels": stop - start,
+        "window": window,
+        "training": training,
+        "device": source["device"],
+        "kernel": kernel,
+        "arithmetic": source["arithmetic"],
+        "versions": software_versions(),
+    }
+
+
+def grid_attributes(
+    experiment: str,
+    frame: int,
+    window,
+    training: dict,
+    shard_size: int,
+    results_version: int,
+    shard_attrs: list[dict],
+) -> dict:
+    """What each merged grid.h5 records: its frame, window and training, and where and how its
+    shards (``shard_attributes``, which may be removed later) were computed."""
+    devices = {
+        a["device"]["device"] + " " + a["device"].get("gpu", a["device"]["processor"]) for a in shard_attrs
+    }
+    return {
+        "experiment": experiment,
+        "frame": frame,
+        "window_log10": window,
+        "resolution": training["resolution"],
+        "shard_size": shard_size,
+        "n_shards": len(shard_attrs),
+        "training": training,
+        "results_version": results_version,
+        "devices": sorted(devices),
+        "kernels": sorted({a.get("kernel", "unknown") for a in shard_attrs}),
+        "shard_sources": shard_sources(shard_attrs),
+        "versions": software_versions(),
+        "slurm_job_ids": sorted({os.environ.get("SLURM_JOB_ID", "")} - {""}),
+    }
+
+
 def shard_sources(shard_attrs: list[dict]) -> list[dict]:
     """The shards grouped by where and how they were computed: [{device, arithmetic, shards}]."""
     groups: dict[str, dict] = {}
