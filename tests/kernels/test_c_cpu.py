@@ -140,7 +140,7 @@ def test_kernel_selection_and_fallback(monkeypatch):
     assert select_kernel(make_problem(depth=3), "float64", "cpu") == "torch"
     with pytest.raises(ValueError, match="kernel must be one of"):
         train_pixels(problem, lrs, nonlinearity="tanh", steps=3, kernel="cuda-magic")
-    with pytest.raises(KernelUnsupported, match="float64 only"):
+    with pytest.raises(KernelUnsupported, match="float64 and float64x2"):
         train_pixels(
             problem, lrs, nonlinearity="tanh", steps=3, device="cpu", dtype="float32", kernel="fused"
         )
@@ -190,7 +190,7 @@ def test_an_explicit_kernel_that_cannot_run_is_a_config_problem(monkeypatch):
     assert dispatch.config_problems({"narrow": exp}, "torch", ["cpu", "cuda"]) == []
     f32 = dict(exp, training={**exp["training"], "dtype": "float32"})
     (problem,) = dispatch.config_problems({"f32": f32}, "fused", ["cpu"])
-    assert "experiments.f32 on cpu" in problem and "float64 only" in problem
+    assert "experiments.f32 on cpu" in problem and "float64 and float64x2" in problem
 
 
 TRITON_SCRIPT = r"""

@@ -22,10 +22,10 @@ from trainability.boundary.scoring import convergence_measure
 from trainability.contract import numerics
 from trainability.contract.problem import per_layer_learning_rates
 from trainability.contract.statistics import STAT_FIELDS
-from trainability.kernels import c_cpu
+from trainability.kernels import c_cpu, c_library
 from trainability.kernels.backend import Run
 
-pytestmark = pytest.mark.skipif(c_cpu.find_compiler() is None, reason="no C compiler (gcc/cc/$CC)")
+pytestmark = pytest.mark.skipif(c_library.find_compiler() is None, reason="no C compiler (gcc/cc/$CC)")
 
 V3_FLAGS = {"avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe"}
 V4_FLAGS = V3_FLAGS | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}

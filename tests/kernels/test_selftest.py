@@ -46,15 +46,24 @@ def test_the_command_checks_every_cpu_kernel_and_writes_its_report(tmp_path):
         ("fused", "float32"),
         ("torch", "float64"),
         ("torch", "float32"),
+        ("fused", "float64x2"),
+        ("torch", "float64x2"),
     }
     # the window straddles the boundary, so agreement is not vacuous
     assert 0.3 < report["reference"]["converged_fraction"] < 0.9
     assert report["reference"]["agreement"]["ok"] and report["reference"]["agreement"]["pixels"] == 8
     assert rows[("fused", "float32")]["status"] == "unsupported"
-    assert "float64 only" in rows[("fused", "float32")]["why"]
+    assert "float64 and float64x2" in rows[("fused", "float32")]["why"]
     expected_reference = "fused" if c_cpu.load_library() is not None else "torch"
     assert report["reference"]["kernel"] == expected_reference
-    for key in (("torch", "float64"), ("torch", "float32"), (expected_reference, "float64")):
+    assert rows[("torch", "float64x2")]["status"] == "unsupported"
+    assert "the C kernel, on CPU" in rows[("torch", "float64x2")]["why"]
+    for key in (
+        ("torch", "float64"),
+        ("torch", "float32"),
+        (expected_reference, "float64"),
+        ("fused", "float64x2"),
+    ):
         row = rows[key]
         assert row["status"] == "agrees", row
         assert row["agreement"]["label_agreement"] >= 0.995

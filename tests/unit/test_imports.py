@@ -32,7 +32,11 @@ BACKENDS = {
     "trainability.kernels.torch_batched",
     "trainability.kernels.reference",
 }
-BACKEND_HELPERS = {"trainability.kernels.triton_gpu": {"trainability.kernels.triton_source"}}
+# What a backend's own helpers are: modules of its implementation, not other backends.
+BACKEND_HELPERS = {
+    "trainability.kernels.triton_gpu": {"trainability.kernels.triton_source"},
+    "trainability.kernels.c_cpu": {"trainability.kernels.c_cpu_dd", "trainability.kernels.c_library"},
+}
 
 
 def module_name(path: Path) -> str:

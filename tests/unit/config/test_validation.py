@@ -87,7 +87,7 @@ def test_good_config_resolves_dataset_size():
         (
             "training.dtype",
             "float16",
-            "experiments.exp.training.dtype: 'float16' is not one of ['float64', 'float32']",
+            "experiments.exp.training.dtype: 'float16' is not one of ['float64', 'float32', 'float64x2']",
         ),
         (
             "phase_space.kind",

@@ -30,7 +30,8 @@ NONLINEARITIES = ("tanh", "relu", "identity")
 # Triton kernel's PHI constexpr): its place in NONLINEARITIES.
 NONLINEARITY_CODES: dict[str, int] = {name: code for code, name in enumerate(NONLINEARITIES)}
 OFFSET_MODES = ("every_step", "init_only")
-DTYPES = ("float64", "float32")
+# float64x2: double-double (hi + lo, about 32 digits), past float64's resolution; C kernel only.
+DTYPES = ("float64", "float32", "float64x2")
 PHASE_SPACES = ("lr_vs_lr", "paraminit_vs_lr")
 # What a pixel may draw for itself instead of sharing (trainability.contract.randomness).
 RANDOMNESS = ("weights", "data", "minibatch")

@@ -23,8 +23,9 @@ from trainability.contract.optimizers import MAX_HYPERPARAMETERS, OPTIMIZERS
 from trainability.contract.optimizers import check_arguments as check_optimizer_arguments
 from trainability.contract.problem import DTYPES, Problem, check_training_arguments
 
-# The contract's dtype names (problem.DTYPES) as torch dtypes.
-TORCH_DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPES}
+# The contract's dtype names (problem.DTYPES) that torch has, as torch dtypes (double-double,
+# float64x2, is the C kernel's only).
+TORCH_DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPES if hasattr(torch, name)}
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -45,7 +46,8 @@ class Run:
         steps: number of training steps T (losses v_0..v_{T-1}).
         offset_mode: ``every_step`` re-adds the offset before every step, as the author's
             notebook does (W_0 drifts by t*offset); ``init_only`` adds it once.
-        dtype: ``float64`` (as in the paper) or ``float32``.
+        dtype: ``float64`` (as in the paper), ``float32``, or ``float64x2`` (double-double,
+            the C kernel's: each rate and offset is then ``hi + lo``).
         device: the torch device it runs on (``dispatch.resolve_device`` resolves ``auto``).
         first_pixel: global index of the first pixel (aligns the torch backend's blocks, so
             that results do not depend on sharding).
@@ -55,6 +57,8 @@ class Run:
         progress: called as ``progress(pixel_steps_done, pixel_steps_total)``.
         optimizer: ``gd``, ``momentum`` or ``adam`` (``contract.optimizers`` states the rules).
         optimizer_params: the optimiser's hyperparameters, each a (P,) array; none for gd.
+        learning_rates_lo, offsets_lo: for ``float64x2``, the low parts of the rates and
+            offsets (the rest of each value beyond its float64 ``hi``), or None (zeros).
     """
 
     problem: Problem
@@ -72,6 +76,8 @@ class Run:
     progress: ProgressCallback | None = None
     optimizer: str = "gd"
     optimizer_params: Mapping[str, np.ndarray] = field(default_factory=dict)
+    learning_rates_lo: np.ndarray | None = None
+    offsets_lo: np.ndarray | None = None
 
     def __post_init__(self):
         check_training_arguments(
@@ -86,7 +92,18 @@ class Run:
         params = {k: np.asarray(v, dtype=np.float64) for k, v in (self.optimizer_params or {}).items()}
         check_optimizer_arguments(self.optimizer, params, np.shape(self.learning_rates)[0])
         offsets = None if self.offsets is None else np.ascontiguousarray(self.offsets, dtype=np.float64)
+        low_parts = {"learning_rates_lo": self.learning_rates_lo, "offsets_lo": self.offsets_lo}
+        for name, low in low_parts.items():
+            if low is None:
+                continue
+            high = getattr(self, name.removesuffix("_lo"))
+            if self.dtype != "float64x2":
+                raise ValueError(f"{name} is for dtype float64x2 only, not {self.dtype}")
+            if high is None or np.shape(low) != np.shape(high):
+                raise ValueError(f"{name} must have the shape of {name.removesuffix('_lo')}")
+            low_parts[name] = np.ascontiguousarray(low, dtype=np.float64)
         normalised = {
+            **low_parts,
             "learning_rates": np.ascontiguousarray(self.learning_rates, dtype=np.float64),
             "offsets": offsets,
             "optimizer_params": params,

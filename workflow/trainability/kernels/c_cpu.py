@@ -50,15 +50,8 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import itertools
 import os
-import platform
-import shutil
-import subprocess
-import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,27 +59,17 @@ import numpy as np
 
 from trainability.contract.optimizers import MAX_HYPERPARAMETERS, OPTIMIZER_CODES
 from trainability.contract.problem import NONLINEARITY_CODES, Problem, layer_constants
-from trainability.contract.statistics import FLOAT_FIELDS, MAX_RATIO, TAIL_STEPS, from_columns
+from trainability.contract.statistics import FLOAT_FIELDS, from_columns
+from trainability.kernels import c_cpu_dd, c_library
 from trainability.kernels.backend import Run
 
 NAME = "fused"
 SOURCE = Path(__file__).with_name("fused_cpu.c")
-# -march=native changes speed only: the bits are fixed by the source and -ffp-contract=off.
-FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fopenmp-simd", "-fno-math-errno", "-fPIC", "-shared")
-LIBS = ("-lm",)  # fma() where the ISA has no FMA instruction
 # The kernel's arithmetic: bump the number whenever a change to fused_cpu.c changes bits.
 BUILD_CLASS = "fixed-order-fma-1"
 N_HYPER = MAX_HYPERPARAMETERS  # columns of the kernel's per-pixel hyperparameter array
 # The contract's constants and codes, compiled in (the kernel spells none): part of the cache key.
-DEFINES = (
-    f"-DMAX_RATIO={MAX_RATIO!r}",
-    f"-DTAIL_STEPS={TAIL_STEPS}",
-    f"-DN_STATS={len(FLOAT_FIELDS)}",
-    *(f"-DSTAT_{name.upper()}={i}" for i, name in enumerate(FLOAT_FIELDS)),
-    *(f"-DPHI_{name.upper()}={code}" for name, code in NONLINEARITY_CODES.items()),
-    *(f"-DOPT_{name.upper()}={code}" for name, code in OPTIMIZER_CODES.items()),
-    f"-DN_HYPER={N_HYPER}",
-)
+DEFINES = c_library.CONTRACT_DEFINES
 ROW_BLOCK = 16  # rows are padded to a multiple of the kernel's NB
 
 _lib_lock = threading.Lock()
@@ -97,13 +80,15 @@ def unsupported(problem: Problem, dtype: str, device) -> str | None:
     """Why this backend cannot run the case (device: a torch.device or anything with ``.type``)."""
     if device.type != "cpu":
         return f"the fused C kernel runs on CPU, not {device.type}"
-    if dtype != "float64":
-        return f"the fused C kernel supports float64 only, not {dtype}"
+    if dtype not in ("float64", "float64x2"):
+        return f"the fused C kernel supports float64 and float64x2 (double-double), not {dtype}"
     if problem.per_pixel:
         return _per_pixel_reason(problem)
     depth = len(problem.weight_shapes())
     if depth != 2:
         return f"the fused C kernel supports depth-2 networks only, not depth {depth}"
+    if dtype == "float64x2" and c_cpu_dd.load_library() is None:
+        return f"the double-double C kernel is unavailable: {c_cpu_dd.why()}"
     if load_library() is None:
         return f"the fused C kernel is unavailable: {_lib_state['why']}"
     return None
@@ -115,49 +100,6 @@ def _per_pixel_reason(problem: Problem) -> str:
         f"per-pixel randomness (data.per_pixel: {kinds}) runs on the torch kernel; "
         "the fused C kernel shares one draw among its pixels"
     )
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("TRAINABILITY_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "trainability"
-    )
-    return Path(root)
-
-
-def _cpu_identity() -> str:
-    """Distinguishes machines that share a cache directory (-march=native code may not run elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = [line for line in f if line.startswith(("model name", "flags"))][:2]
-    except OSError:
-        lines = []
-    return platform.machine() + "".join(lines)
-
-
-def _compile(compiler: str, source: str, out: Path, flags: tuple[str, ...] = FLAGS) -> tuple[bool, str]:
-    with tempfile.TemporaryDirectory(prefix="trainability-cc-") as tmp:
-        src = Path(tmp) / SOURCE.name
-        src.write_text(source)
-        so = Path(tmp) / "fused_cpu.so"
-        cmd = [compiler, *flags, *DEFINES, "-o", str(so), str(src), *LIBS]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            return False, str(err)
-        if proc.returncode != 0:
-            return False, proc.stderr[-2000:]
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp_out = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-            shutil.copyfile(so, tmp_out)
-            os.replace(tmp_out, out)  # atomic: concurrent builders each write their own file
-        except OSError as err:
-            return False, f"cannot write {out}: {err}"
-        return True, ""
-
-
-def find_compiler() -> str | None:
-    return os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -172,47 +114,15 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
 def _build() -> tuple[ctypes.CDLL | None, str]:
     if os.environ.get("TRAINABILITY_NO_CPU_FUSED"):
         return None, "disabled by TRAINABILITY_NO_CPU_FUSED"
-    compiler = find_compiler()
-    if compiler is None:
-        return None, "no C compiler (gcc/cc/$CC) found"
-    try:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        version = ""
-    source = SOURCE.read_text()
-    key = hashlib.sha256(
-        "\0".join([source, *FLAGS, *LIBS, *DEFINES, compiler, version, _cpu_identity()]).encode()
-    ).hexdigest()[:16]
-    ok, why = False, ""
-    for cache in (cache_dir(), Path(tempfile.gettempdir()) / f"trainability-{os.getuid()}"):
-        path = cache / f"fused_cpu_{key}.so"
-        ok = path.exists()
-        if not ok:
-            ok, why = _compile(compiler, source, path)
-        if ok or not why.startswith("cannot write"):
-            break
-    if not ok:
-        return None, why
-    try:
-        return _declare(ctypes.CDLL(str(path))), ""
-    except OSError as err:
-        return None, str(err)
+    lib, why = c_library.cached_library(SOURCE, DEFINES)
+    return (None if lib is None else _declare(lib)), why
 
 
 def build_variant(march: str, out_dir: Path, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL:
     """The kernel built for ``-march=<march>`` (later ``extra_flags`` override, e.g. ``-O1``)
     into ``out_dir``, uncached, for comparing builds (tests/kernels/test_c_cpu_bits.py); pass it to
     ``train(lib=...)``. Raises RuntimeError when it does not build."""
-    compiler = find_compiler()
-    if compiler is None:
-        raise RuntimeError("no C compiler (gcc/cc/$CC) found")
-    flags = (*(f for f in FLAGS if not f.startswith("-march=")), f"-march={march}", *extra_flags)
-    tag = hashlib.sha256("\0".join(flags).encode()).hexdigest()[:12]
-    path = Path(out_dir) / f"fused_cpu_{march}_{tag}.so"
-    ok, why = _compile(compiler, SOURCE.read_text(), path, flags)
-    if not ok:
-        raise RuntimeError(f"building the C kernel with {' '.join(flags)} failed: {why}")
-    return _declare(ctypes.CDLL(str(path)))
+    return _declare(c_library.variant_library(SOURCE, DEFINES, march, out_dir, extra_flags))
 
 
 def load_library() -> ctypes.CDLL | None:
@@ -310,20 +220,6 @@ def _call(lib: ctypes.CDLL, operands: _Operands, run: Run, per_pixel: dict, lo: 
     return hi - lo
 
 
-def _in_chunks(work, pixels: int, chunk: int, threads: int, steps: int, progress) -> None:
-    """``work(lo, hi)`` over chunks of pixels, on ``threads`` Python threads (the kernel
-    releases the GIL; one thread or one chunk: in this thread), reporting progress after each."""
-    bounds = [(lo, min(pixels, lo + chunk)) for lo in range(0, pixels, chunk)]
-    with ThreadPoolExecutor(max_workers=threads) as pool:  # starts threads only for pool.map
-        in_parallel = threads > 1 and len(bounds) > 1
-        widths = pool.map(work, *zip(*bounds)) if in_parallel else itertools.starmap(work, bounds)
-        done = 0
-        for width in widths:
-            done += width * steps
-            if progress is not None:
-                progress(done, pixels * steps)
-
-
 def train(run: Run, *, chunk: int | None = None, lib: ctypes.CDLL | None = None) -> dict:
     """Per-pixel statistics of every pixel of the run (``backend.Run``).
 
@@ -333,6 +229,8 @@ def train(run: Run, *, chunk: int | None = None, lib: ctypes.CDLL | None = None)
     """
     if run.problem.per_pixel:
         raise ValueError(_per_pixel_reason(run.problem))
+    if run.dtype == "float64x2":
+        return c_cpu_dd.train(run, chunk=chunk, lib=lib)
     lib = load_library() if lib is None else lib
     if lib is None:
         raise RuntimeError(f"the fused C kernel is unavailable: {_lib_state['why']}")
@@ -345,8 +243,6 @@ def train(run: Run, *, chunk: int | None = None, lib: ctypes.CDLL | None = None)
         "stats": np.empty((P, len(FLOAT_FIELDS))),
         "diverged": np.empty(P, dtype=np.int64),
     }
-    if chunk is None:
-        chunk = max(1, min(64, -(-P // (4 * run.threads))))
     work = functools.partial(_call, lib, operands, run, per_pixel)  # work(lo, hi)
-    _in_chunks(work, P, chunk, run.threads, run.steps, run.progress)
+    c_library.in_chunks(work, run, chunk)
     return from_columns(per_pixel["stats"], per_pixel["diverged"])

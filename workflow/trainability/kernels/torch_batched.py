@@ -34,7 +34,9 @@ DEFAULT_BLOCK_PIXELS = {"cpu": 256, "cuda": 16384}
 
 
 def unsupported(problem: Problem, dtype: str, device: torch.device) -> str | None:
-    """Why this backend cannot run the case, or None: it runs every case."""
+    """Why this backend cannot run the case, or None: it runs every case torch has a dtype for."""
+    if dtype not in TORCH_DTYPES:
+        return f"the torch kernel runs {tuple(TORCH_DTYPES)}; {dtype} (double-double): the C kernel, on CPU"
     return None
 
 
