@@ -290,3 +290,19 @@ def test_triton_kernel_on_cuda_matches_torch_kernel(dtype):
             assert_kernels_agree(a, b, b2)
         else:
             np.testing.assert_array_equal(convergence_measure(a) < 0, convergence_measure(b) < 0)
+
+
+def test_double_double_runs_on_the_cpu_only_and_the_config_is_told_so(monkeypatch):
+    monkeypatch.setattr(triton_gpu, "triton_source", object())
+    exp = {
+        "model": {"width": 16, "depth": 2, "nonlinearity": "tanh"},
+        "data": {"size": 5, "target_dim": 1, "seed": 0},
+        "training": {"steps": 3, "batch": "full", "dtype": "float64x2"},
+    }
+    assert dispatch.config_problems({"deep": exp}, "auto", ["cpu"]) == []
+    (on_gpu,) = dispatch.config_problems({"deep": exp}, "auto", ["cpu", "cuda"])
+    assert on_gpu.startswith("kernel: 'auto' cannot run experiments.deep on cuda")
+    assert "float64x2 (double-double): the C kernel, on CPU" in on_gpu and "TRAINABILITY_DEVICE=cpu" in on_gpu
+    (torch_named,) = dispatch.config_problems({"deep": exp}, "torch", ["cpu"])
+    assert "kernel: 'torch' cannot run experiments.deep on cpu" in torch_named
+    assert select_kernel(make_problem(width=16), "float64x2", "cpu") == "fused"

@@ -12,7 +12,7 @@ rule find_centre:
         "../../envs/trainability.yaml"
     threads: 2
     resources:
-        gpu=1,
+        gpu=gpus,
         mem_mb=2000,
         runtime=60,
     params:

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 import trainability
 from trainability.results import archive as tarchive
 from trainability.boundary import centre as tcentre
+from trainability.boundary import precise_centre as tprecise
 from trainability import config as tconfig
 from trainability.config import experiment_checks as texperiment_checks
 from trainability.contract import grid as tgrid
@@ -245,12 +246,32 @@ def centre_made_with(name):
     }
 
 
+def gpus(wildcards):
+    """GPUs a training job asks for: 1, or 0 for double-double (float64x2), which only the
+    CPU kernel runs (on SLURM: a CPU partition, see config/paper_deep.yaml)."""
+    return 0 if experiment_named(wildcards.experiment)["training"]["dtype"] == "float64x2" else 1
+
+
+def float64_limit(exp):
+    """The depth (decades) of float64's deepest frame of a double-double sequence, marked on its
+    dimension-vs-depth figure; None for other dtypes."""
+    if exp["training"]["dtype"] != "float64x2":
+        return None
+    ps, zoom, res = exp["phase_space"], exp["zoom"], exp["grid"]["resolution"]
+    deepest = tgrid.max_frames((ps["x"], ps["y"]), zoom["factor"], zoom["centre"], res, "float64")
+    return tgrid.depth_decades(zoom["factor"], max(deepest - 1, 0))
+
+
 def centre_search(exp):
     """The search's own settings (trainability.boundary.centre): window, factor, depth, pilots, tolerance."""
     zoom, ps, res = exp["zoom"], exp["phase_space"], exp["grid"]["resolution"]
     depth = max(zoom["max_frames"], 1)
-    deepest = tgrid.concentric_window((ps["x"], ps["y"]), zoom["factor"], depth - 1)
-    spacing = min(hi - lo for lo, hi in deepest) / max(res - 1, 1)
+    if exp["training"]["dtype"] == "float64x2":  # narrower than float64 tells c - h from c + h
+        widths = [(hi - lo) / zoom["factor"] ** (depth - 1) for lo, hi in (ps["x"], ps["y"])]
+    else:
+        deepest = tgrid.concentric_window((ps["x"], ps["y"]), zoom["factor"], depth - 1)
+        widths = [hi - lo for lo, hi in deepest]
+    spacing = min(widths) / max(res - 1, 1)
     return tconfig.as_builtin(
         {
             "window0": [ps["x"], ps["y"]],
@@ -263,6 +284,8 @@ def centre_search(exp):
             "dtype": exp["training"]["dtype"],
             "version": tcentre.SEARCH_VERSION,
         }
+        # Double-double's search re-bases its coordinates as it descends: its own version too.
+        | ({"precise_version": tprecise.VERSION} if exp["training"]["dtype"] == "float64x2" else {})
     )
 
 

@@ -13,7 +13,7 @@ rule uncertainty:
         "../../envs/trainability.yaml"
     threads: 2
     resources:
-        gpu=1,
+        gpu=gpus,
         mem_mb=train_mem_mb,
         runtime=uncertainty_runtime,
     params:
@@ -40,7 +40,7 @@ rule line_dimension:
         "../../envs/trainability.yaml"
     threads: 2
     resources:
-        gpu=1,
+        gpu=gpus,
         mem_mb=train_mem_mb,
         runtime=line_runtime,
     params:

@@ -81,6 +81,7 @@ rule dimension_depth:
         title=lambda wc: experiment_named(wc.experiment)["title"],
         paper_dimension=lambda wc: experiment_named(wc.experiment)["paper_dimension"],
         resolution=lambda wc: experiment_named(wc.experiment)["grid"]["resolution"],
+        float64_limit=lambda wc: float64_limit(experiment_named(wc.experiment)),
     script:
         "../scripts/dimension_depth.py"
 

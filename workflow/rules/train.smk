@@ -13,7 +13,7 @@ rule train_shard:
         "../../envs/trainability.yaml"
     threads: 2
     resources:
-        gpu=1,
+        gpu=gpus,
         mem_mb=train_mem_mb,
         runtime=train_runtime,
     params:

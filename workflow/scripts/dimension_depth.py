@@ -23,5 +23,6 @@ figure = zoom.dimension_depth_figure(
     snakemake.params.title,
     edges=[bc.pixels for bc in estimate.box_counts],
     resolution=snakemake.params.resolution,
+    float64_limit=snakemake.params.float64_limit,
 )
 style.save_figure(figure, snakemake.output.pdf, snakemake.output.png)

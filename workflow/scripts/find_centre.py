@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from trainability import training
-from trainability.boundary import centre
+from trainability.boundary import centre, precise_centre
 from trainability.contract import grid
 from trainability.kernels import dispatch
 from trainability.results import files
@@ -23,7 +23,12 @@ made_with = snakemake.params.made_with
 search = made_with["search"]
 torch.set_num_threads(snakemake.threads)
 device = dispatch.resolve_device(os.environ.get("TRAINABILITY_DEVICE", "auto"))
-converged, backend = training.converged_function(made_with["training"], device, made_with["kernel"])
+# Double-double sequences reach past float64's coordinates: the search in precise stages.
+precise = search["dtype"] == "float64x2"
+if precise:
+    converged, backend = training.converged_about_function(made_with["training"], device, made_with["kernel"])
+else:
+    converged, backend = training.converged_function(made_with["training"], device, made_with["kernel"])
 kernel = training.kernel_name(backend)
 log.info(
     "descending %d levels with %d^2 pilot frames (factor %g), kernel %s on %s",
@@ -35,7 +40,7 @@ log.info(
 )
 began = time.monotonic()
 try:
-    found = centre.find_centre(
+    found = (precise_centre.find_centre_precise if precise else centre.find_centre)(
         converged,
         search["window0"],
         search["factor"],
@@ -67,7 +72,8 @@ log.info(
 
 # Every frame's pixels must stay distinct about the centre actually found.
 for frame in range(search["depth"]):
-    window = grid.concentric_window(search["window0"], search["factor"], frame, found.centre)
+    window_of = grid.concentric_window_precise if precise else grid.concentric_window
+    window = window_of(search["window0"], search["factor"], frame, found.centre)
     for (lo, hi), axis in zip(window, "xy"):
         if not grid.axis_resolves_pixels(lo, hi, search["resolution"], search["dtype"]):
             raise SystemExit(f"frame {frame}: axis {axis} does not resolve {search['resolution']} pixels")

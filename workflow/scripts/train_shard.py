@@ -75,9 +75,9 @@ if stats is not None:
     log.info("copied from %s, made with exactly this job's inputs and arithmetic", params.grid)
 else:
     log.info("training: %s", source)
-    x, y = grid.pixel_coordinates(window, resolution, start, stop)
+    points = grid.pixel_points(window, resolution, start, stop, settings["training"]["dtype"])
     stats = training.train_points(
-        shared, settings, x, y, device=device, backend=backend, first_pixel=start, progress=progress
+        shared, settings, **points, device=device, backend=backend, first_pixel=start, progress=progress
     )
     log.info("trained %d pixels in %.1f s", stop - start, time.monotonic() - began)
     source = {"device": dispatch.describe_device(device), "arithmetic": arithmetic}

@@ -80,8 +80,11 @@ def train_points(
     first_pixel: int = 0,
     progress: ProgressCallback | None = None,
     pixel_indices: np.ndarray | None = None,
+    x_lo: np.ndarray | None = None,
+    y_lo: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Loss statistics of the pixels at hyperparameter values (x, y) (not log10).
+    """Loss statistics of the pixels at hyperparameter values (x, y) (not log10); for dtype
+    float64x2, (x + x_lo, y + y_lo) (``grid.axis_values_double_double``; lo None: exact x, y).
 
     ``settings``: ``config.training_params`` of the experiment; ``backend``: the one
     ``experiment_backend`` chose (without it, one is chosen here for ``kernel``; the 1-D model
@@ -113,6 +116,14 @@ def train_points(
     if pixel_indices is None:
         pixel_indices = np.arange(first_pixel, first_pixel + len(x_values))
     learning_rates, offsets = phase_space.mlp_learning_rates(kind, x_values, y_values, len(shared.weights))
+    low_parts = {}
+    if x_lo is not None or y_lo is not None:  # the same map of the low parts (a selection)
+        lows = (
+            np.zeros_like(x_values) if lo is None else np.asarray(lo, np.float64).reshape(-1)
+            for lo in (x_lo, y_lo)
+        )
+        rates_lo, offsets_lo = phase_space.mlp_learning_rates(kind, *lows, len(shared.weights))
+        low_parts = {"learning_rates_lo": rates_lo, "offsets_lo": offsets_lo}
     return dispatch.train_pixels(
         _pixel_problem(shared, settings, pixel_indices),
         learning_rates,
@@ -128,6 +139,7 @@ def train_points(
         backend=backend,
         optimizer=optimizer,
         optimizer_params=optimizer_params,
+        **low_parts,
     )
 
 
@@ -154,6 +166,30 @@ def converged_function(
 
 
 # --------------------------------------------------- the estimators beside the box count
+
+
+def converged_about_function(settings: dict, device: torch.device, kernel: str = "auto"):
+    """(converged_about(origin), the backend) for the double-double centre search
+    (``precise_centre``): ``converged_about((x0, y0))`` (192-bit log10 coordinates) is the
+    ``converged(dx, dy)`` of the points x0 + dx, y0 + dy, computed at 192 bits and raised to
+    double-double values."""
+    shared = shared_problem(settings)
+    chosen = experiment_backend(shared, settings, device, kernel)
+
+    def converged_about(origin):
+        def converged(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+            points = []
+            for o, offsets in zip(origin, (dx, dy)):
+                with numerics.precise_arithmetic():
+                    coordinates = [o + numerics.precise(float(d)) for d in np.asarray(offsets).ravel()]
+                points.append(numerics.pow10_double_double(coordinates))
+            (x, x_lo), (y, y_lo) = points
+            stats = train_points(shared, settings, x, y, x_lo=x_lo, y_lo=y_lo, device=device, backend=chosen)
+            return trainable_labels(settings, stats)
+
+        return converged
+
+    return converged_about, chosen
 
 
 def uncertainty_estimate(

@@ -129,3 +129,33 @@ def test_an_infinite_factor_is_named_without_nan():
     message = problems_of(with_change("zoom", {"frames": 4, "factor": float("inf")}))
     assert "experiments.exp.zoom.factor: inf is not a finite number; allowed: a finite number > 1" in message
     assert "nan" not in message
+
+
+def double_double(zoom):
+    config = with_change("zoom", zoom)
+    config["experiments"]["exp"]["training"]["dtype"] = "float64x2"
+    return config
+
+
+def test_double_double_resolves_twice_as_deep_and_keeps_a_centre_s_digits():
+    # x, y in [-1, 1], 8 pixels: float64 stops near 15 decades, double-double near 31.
+    f64 = validate_config(with_change("zoom", {"frames": "max", "factor": 10}))["exp"]["zoom"]
+    dd = validate_config(double_double({"frames": "max", "factor": 10}))["exp"]["zoom"]
+    assert 14 <= f64["frames"] <= 16 and 30 <= dd["frames"] <= 32
+    centre = ["0.12345678901234567890123456789", "-0.5"]
+    resolved = validate_config(double_double({"frames": 25, "factor": 10, "centre": centre}))["exp"]
+    assert resolved["zoom"]["centre"] == centre  # every digit kept
+    # float64 would lose the digits: refused, naming the field and the ways out.
+    message = problems_of(with_change("zoom", {"frames": 3, "factor": 10, "centre": centre}))
+    assert (
+        "experiments.exp.zoom.centre: x = '0.12345678901234567890123456789' has more significant" in message
+    )
+    assert "allowed: training.dtype float64x2, or at most 17 digits" in message
+    assert "is not valid" in problems_of(double_double({"frames": 3, "factor": 10, "centre": ["1.5x", "0"]}))
+
+
+def test_frames_past_each_dtype_s_limit_say_what_resolves_deeper():
+    f64 = problems_of(with_change("zoom", {"frames": 20, "factor": 10}))
+    assert "frames are too many" in f64 and "(float64x2, double-double, resolves about twice as deep)" in f64
+    dd = problems_of(double_double({"frames": 40, "factor": 10}))
+    assert "at 8 pixels in float64x2" in dd and "resolves" not in dd.split("allowed:")[1]

@@ -17,6 +17,8 @@ from workflow_helpers import REPO, prepare_workdir
         "config/paper.yaml",
         "config/figure1.yaml",
         "config/zoom.yaml",
+        "config/deep_zoom.yaml",
+        "config/paper_deep.yaml",
         "tests/configs/tiny.yaml",
     ],
 )

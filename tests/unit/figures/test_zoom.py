@@ -383,3 +383,37 @@ def test_box_count_records_the_edge_pixels():
     image[10, :] = True
     bc = box_count(image)
     assert bc.pixels == 40 and BoxCount.from_dict(bc.to_dict()).pixels == 40
+
+
+def test_a_double_double_sequence_marks_the_float64_limit_in_both_panels():
+    depths, summaries = depth_summaries()
+    fig = dimension_depth_figure(
+        depths, summaries, 1.6, None, None, edges=[90, 0, 95, 120, 130], float64_limit=1.5
+    )
+    for ax in fig.axes:
+        verticals = [line for line in ax.get_lines() if np.ptp(line.get_xdata()) == 0]
+        assert [line.get_xdata()[0] for line in verticals] == [1.5]
+        assert verticals[0].get_linestyle() == ":"
+    assert "float64 limit" in [t.get_text() for t in fig.axes[0].texts]
+    plain = dimension_depth_figure(depths, summaries, 1.6, None, None, edges=[90, 0, 95, 120, 130])
+    assert not [line for ax in plain.axes for line in ax.get_lines() if np.ptp(line.get_xdata()) == 0]
+
+
+def test_a_frame_narrower_than_float64_gets_precise_axes():
+    from trainability.contract import grid
+
+    centre = ["1.2345678901234567890123", "0.5"]
+    window = grid.concentric_window_precise([[-3, 6], [-3, 6]], 10, 25, centre)
+    assert float(window[0][0]) == float(window[0][1])  # float64 cannot tell the bounds apart
+    fig = frame_panel_figure(np.arange(16.0).reshape(4, 4), window, "lr_vs_lr", None)
+    (ax,) = fig.axes
+    assert ax.get_xlim() == (0.0, 1.0)
+    # Too many digits for two tick labels side by side: the axis names its middle, the ticks
+    # the offsets from it (log10 units).
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["d = \u22124.5e-25", "+4.5e-25"]
+    assert ax.get_xlabel() == "Input layer learning rate: 10^(c + d)\nc = 1.2345678901234567890123"
+    # A precise window float64 still resolves keeps absolute ticks, with enough digits.
+    shallow = grid.concentric_window_precise([[-3, 6], [-3, 6]], 10, 3, centre)
+    (ax,) = frame_panel_figure(np.arange(16.0).reshape(4, 4), shallow, "lr_vs_lr", None).axes
+    low, high = (t.get_text() for t in ax.get_xticklabels())
+    assert low.startswith("1.698") and low.endswith("e+1") and low != high and len(low) <= 20

@@ -168,6 +168,26 @@ def test_a_centre_file_is_checked(record, tag, words):
         assert problem[0] == tag and words in problem[1], problem
 
 
+@pytest.mark.parametrize(
+    "centre, words",
+    [
+        (["1.50000000000000000000000000000001", "2.5"], None),
+        ([1.5, "2.5e0"], None),
+        (["1.5x", "2.5"], "two finite numbers [x, y] (or decimal strings)"),
+        (["inf", "2.5"], "two finite numbers"),
+        (["", "2.5"], "two finite numbers"),
+        (["10.000000000000000000000000001", "2.5"], "lies outside [0.0, 2.0]"),
+    ],
+)
+def test_a_double_double_centre_may_keep_its_digits_as_decimal_strings(centre, words):
+    expected = integrity.ExpectedCentre("e", REGION, MADE_WITH, precise=True)
+    problem = integrity.centre_problem(centre_record(centre=centre), expected)
+    if words is None:
+        assert problem is None
+    else:
+        assert problem[0] == integrity.CORRUPT and words in problem[1], problem
+
+
 def test_an_unreadable_centre_file_is_damaged_and_a_job_refuses_it(tmp_path):
     expected_centre = integrity.ExpectedCentre("e", REGION, MADE_WITH)
     for content in (b"{not json", b"\xff\xfe binary", b""):

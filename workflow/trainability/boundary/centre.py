@@ -197,8 +197,8 @@ def entry_level(factor: float, depth: int) -> int:
     return min(depth - 1, math.ceil(ENTRY_DECADES / math.log10(factor) - 1e-9))
 
 
-def _candidates(signs, xs, ys, region) -> list[tuple[tuple, tuple]]:
-    """The survey's crossings with their midpoint in ``region``; more than MAX_CANDIDATES are
+def _candidates(signs, xs, ys, region, most: int = MAX_CANDIDATES) -> list[tuple[tuple, tuple]]:
+    """The survey's crossings with their midpoint in ``region``; more than ``most`` are
     thinned to that many spread along the boundary (farthest-point order from the one nearest
     the region's middle)."""
     (x_lo, x_hi), (y_lo, y_hi) = region
@@ -207,7 +207,7 @@ def _candidates(signs, xs, ys, region) -> list[tuple[tuple, tuple]]:
         mx, my = ((a + b) / 2 for a, b in zip(*pair))
         if x_lo <= mx <= x_hi and y_lo <= my <= y_hi:
             pairs.append(pair)
-    if len(pairs) <= MAX_CANDIDATES:
+    if len(pairs) <= most:
         return pairs
     # In units of the region's sides, so both axes count alike.
     mids = np.array([[(a + b) / 2 for a, b in zip(*pair)] for pair in pairs])
@@ -215,7 +215,7 @@ def _candidates(signs, xs, ys, region) -> list[tuple[tuple, tuple]]:
     distance = np.sum((mids - 0.5) ** 2, axis=1)
     chosen = [int(np.argmin(distance))]
     distance = np.sum((mids - mids[chosen[0]]) ** 2, axis=1)
-    while len(chosen) < MAX_CANDIDATES:
+    while len(chosen) < most:
         chosen.append(int(np.argmax(distance)))
         distance = np.minimum(distance, np.sum((mids - mids[chosen[-1]]) ** 2, axis=1))
     return [pairs[i] for i in chosen]
@@ -237,22 +237,37 @@ def find_centre(
     depth: int,
     pilot: int = 32,
     tolerance: float | None = None,
+    max_candidates: int = MAX_CANDIDATES,
 ) -> CentreSearch:
     """A point on the boundary, rough at every level down to frame ``depth - 1`` (see the module
     docstring), inside the central half of ``window0``.
 
     ``window0``: ((x_lo, x_hi), (y_lo, y_hi)) of frame 0, log10 units; ``tolerance``: how close
-    the final bracketing pair gets (log10 units; default a thousandth of the deepest frame's width).
+    the final bracketing pair gets (log10 units; default a thousandth of the deepest frame's width);
+    ``max_candidates``: entry candidates at most.
     """
+    paths, trained, candidates = enter(converged, window0, factor, depth, pilot, max_candidates)
+    half0 = half_widths(window0)
+    paths, descended = descend(converged, paths, half0, factor, depth - 1, depth, pilot)
+    return pin(converged, paths[0], half0, factor, depth, tolerance, trained + descended, candidates)
+
+
+def half_widths(window0) -> np.ndarray:
+    return np.array([(hi - lo) / 2 for lo, hi in window0], dtype=float)
+
+
+def enter(converged: Converged, window0, factor: float, depth: int, pilot: int, max_candidates: int):
+    """Steps 1 and 2 (the survey and the entry probes): (the BEAM best paths, pixels trained,
+    candidates)."""
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     if pilot < 4:
         raise ValueError(f"pilot resolution must be >= 4, got {pilot}")
     if not factor > 1:
         raise ValueError(f"factor must be > 1, got {factor}")
-    half0 = np.array([(hi - lo) / 2 for lo, hi in window0], dtype=float)
+    half0 = half_widths(window0)
     middle = np.array([(lo + hi) / 2 for lo, hi in window0], dtype=float)
-    entry, step = entry_level(factor, depth), step_levels(factor)
+    entry = entry_level(factor, depth)
 
     # 1. Survey: candidates inside the central half, inset by what later moves can add.
     xs, ys = pilot_axes(middle, half0, SURVEY_SCALE * pilot)
@@ -260,7 +275,7 @@ def find_centre(
     trained = survey.size
     inset = half0 / factor**entry
     region = [(lo + i, hi - i) for (lo, hi), i in zip(grid.centre_region(window0, "auto"), inset)]
-    pairs = _candidates(survey, xs, ys, region)
+    pairs = _candidates(survey, xs, ys, region, max_candidates)
     if not pairs:
         raise NoBoundary(
             0,
@@ -275,11 +290,15 @@ def find_centre(
         good, bad, bisected = pin_boundary(converged, good, bad, float(inset.min()) / 8)
         paths.append(_probe(converged, (np.add(good, bad)) / 2, inset, entry, pilot))
         trained += bisected + pilot * pilot
+    return sorted(paths, key=_Path.score, reverse=True)[:BEAM], trained, len(pairs)
 
-    # 3. Look-ahead descent, STEP levels at a time, keeping the BEAM roughest paths.
-    paths = sorted(paths, key=_Path.score, reverse=True)[:BEAM]
-    while paths[0].frame < depth - 1:
-        frame = min(paths[0].frame + step, depth - 1)
+
+def descend(converged: Converged, paths: list, half0, factor: float, last: int, depth: int, pilot: int):
+    """Step 3, the look-ahead descent of ``paths`` (best first) down to level ``last``:
+    (the BEAM best paths then, pixels trained)."""
+    step, trained = step_levels(factor), 0
+    while paths[0].frame < last:
+        frame = min(paths[0].frame + step, last)
         children = []
         for path in paths:
             px, py = path.axes
@@ -297,9 +316,13 @@ def find_centre(
                 "try a larger pilot_resolution",
             )
         paths = sorted(children, key=_Path.score, reverse=True)[:BEAM]
+    return paths, trained
 
-    # 4. Pinning on the best path's deepest probe.
-    best = paths[0]
+
+def pin(
+    converged: Converged, best, half0, factor: float, depth: int, tolerance, trained: int, candidates: int
+):
+    """Step 4, pinning on the best path's deepest probe: the CentreSearch."""
     pair = nearest_pair(best.signs, *best.axes, best.point)
     if pair is None:
         raise NoBoundary(
@@ -311,4 +334,4 @@ def find_centre(
         tolerance = float(2 * half0.max()) / factor ** (depth - 1) / 1000
     good, bad, bisected = pin_boundary(converged, *pair, tolerance)
     point = tuple(float((g + b) / 2) for g, b in zip(good, bad))
-    return CentreSearch(point, good, bad, trained + bisected, len(pairs), best.levels)
+    return CentreSearch(point, good, bad, trained + bisected, candidates, best.levels)

@@ -56,12 +56,13 @@ def smallest_epsilon(
 ) -> float:
     """The smallest ε that ``dtype`` resolves in this window, by the rule of :func:`epsilons`."""
     axes = _axes(window)
-    dt = np.dtype(dtype)
+    # Its points' coordinates are float64 (float32's are cast); double-double's values are finer.
+    dt = np.dtype(np.float64 if dtype == "float64x2" else dtype)
     widths = axes[:, 1] - axes[:, 0]
     reach = np.abs(axes).max(axis=1) + largest * widths  # largest |coordinate| a perturbed point takes
     coordinate_ulp = np.spacing(reach.astype(dt)).astype(np.float64)
     # The log10 step that moves 10**x by one ulp at most.
-    value_step = float(np.finfo(dt).eps) / float(numerics.log(10.0))
+    value_step = numerics.EPSILON[dtype] / float(numerics.log(10.0))
     return float(margin_ulps * np.max(np.maximum(coordinate_ulp, value_step) / widths))
 
 

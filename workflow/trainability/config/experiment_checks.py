@@ -12,18 +12,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
-
 from trainability.boundary import box_counting
 from trainability.config.extension_checks import extension_problems
-from trainability.contract import grid, problem
+from trainability.contract import grid, numerics, problem
 
 
 def bounds_problems(where: str, exp: dict) -> list[str]:
     """Window bounds that are not finite and ordered, or whose values 10**x overflow the dtype."""
     problems = []
     dtype = exp["training"]["dtype"]
-    top = math.log10(float(np.finfo(np.dtype(dtype)).max))
+    top = math.log10(numerics.MAX_VALUE[dtype])
     for axis in ("x", "y"):
         lo, hi = exp["phase_space"][axis]
         if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
@@ -81,6 +79,14 @@ def shard_limit_problems(where: str, grid_config: dict, limits: dict) -> list[st
     return []
 
 
+# What resolves deeper than each dtype, for the message of a sequence too deep for it.
+DEEPER = {
+    "float32": " (float64 resolves deeper)",
+    "float64": " (float64x2, double-double, resolves about twice as deep)",
+    "float64x2": "",
+}
+
+
 def zoom_problems(where: str, exp: dict) -> list[str]:
     """A zoom sequence's centre, factor, frames and pilot frames (exp resolved)."""
     ps, zoom = exp["phase_space"], exp["zoom"]
@@ -89,7 +95,12 @@ def zoom_problems(where: str, exp: dict) -> list[str]:
     if zoom["centre"] != "auto":
         for axis, c in zip(("x", "y"), zoom["centre"]):
             lo, hi = ps[axis]
-            if not lo <= c <= hi:
+            if dtype != "float64x2" and numerics.exceeds_float64(c):
+                problems.append(
+                    f"{where}.zoom.centre: {axis} = {c!r} has more significant digits than {dtype} keeps "
+                    f"(17); the rest would be lost; allowed: training.dtype float64x2, or at most 17 digits"
+                )
+            if not lo <= float(c) <= hi:
                 problems.append(
                     f"{where}.zoom.centre: {axis} = {c} lies outside the window {[lo, hi]} of "
                     f"phase_space.{axis}; allowed: a point inside the window, or auto"
@@ -135,8 +146,7 @@ def zoom_problems(where: str, exp: dict) -> list[str]:
             f"{where}.zoom.frames: {frames} frames are too many: at {res} pixels in {dtype}, "
             f"neighbouring pixels of deeper frames get equal hyperparameters (too narrow); the deepest "
             f"sequence from this window and factor {factor:g} has {deepest} frames "
-            f"({decades:.1f} decades); allowed: 1..{deepest} or max"
-            + ("" if dtype == "float64" else " (float64 resolves deeper)")
+            f"({decades:.1f} decades); allowed: 1..{deepest} or max" + DEEPER[dtype]
         )
     return problems
 

@@ -13,9 +13,13 @@ configured window (trainability.boundary.centre keeps it there), which bounds th
 coordinates every frame can reach before the centre is known.
 
 Precision: a frame resolves when neighbouring pixels are RESOLVING_ULPS units in
-the last place apart, both in their float64 log10 coordinates and in their
-hyperparameter values in the training dtype; deeper frames repeat values and
-turn blocky (the paper's last frames did).
+the last place apart, both in their log10 coordinates and in their hyperparameter
+values in the training dtype; deeper frames repeat values and turn blocky (the
+paper's last frames did). Double-double (``float64x2``) frames keep their windows
+as decimal strings of WINDOW_DIGITS digits (``numerics.precise``: 192 bits) and
+their values as (hi, lo) pairs, so they resolve about twice as deep (about 30
+decades below a 9-decade window instead of 15); every other dtype's windows are
+float64, computed exactly as before.
 """
 
 from __future__ import annotations
@@ -40,11 +44,23 @@ SAFE_MARGIN = 4.0
 # (frames x shards jobs) and every loop over frames, e.g. a factor of 1.0000001 asking
 # for frames: max (1.6e8 frames to the float64 limit).
 MAX_FRAMES = 256
+# Significant digits of a double-double frame's window bounds: 192 bits hold about 57; 50
+# keep pixel spacings of 1e-45 of a coordinate of order 1 exact to many digits.
+WINDOW_DIGITS = 50
 
 
-def axis_log10(lo: float, hi: float, resolution: int) -> np.ndarray:
-    """log10 coordinates of the pixel centres along one axis (``logspace`` exponents)."""
+def axis_log10(lo: float | str, hi: float | str, resolution: int) -> np.ndarray:
+    """log10 coordinates of the pixel centres along one axis (``logspace`` exponents); for a
+    precise window (decimal strings) each computed at 192 bits and rounded to float64."""
+    if isinstance(lo, str) or isinstance(hi, str):
+        return np.array([float(v) for v in numerics.linspace_precise(lo, hi, resolution)])
     return np.linspace(lo, hi, resolution)
+
+
+def axis_values_double_double(lo, hi, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hyperparameter values along one axis of a precise window as (hi, lo) double-doubles:
+    coordinates evenly spaced at 192 bits, 10**x of each correctly rounded."""
+    return numerics.pow10_double_double(numerics.linspace_precise(lo, hi, resolution))
 
 
 def axis_values(lo: float, hi: float, resolution: int) -> np.ndarray:
@@ -55,6 +71,10 @@ def axis_values(lo: float, hi: float, resolution: int) -> np.ndarray:
 
 def axis_resolves_pixels(lo: float, hi: float, resolution: int, dtype: str) -> bool:
     """True when neighbouring pixels get distinct values in this precision."""
+    if dtype == "float64x2":
+        high, low = axis_values_double_double(lo, hi, resolution)
+        step_high, step_low = np.diff(high), np.diff(low)
+        return bool(np.all((step_high > 0) | ((step_high == 0) & (step_low > 0))))
     values = axis_values(lo, hi, resolution).astype(np.dtype(dtype))
     return bool(np.all(np.diff(values) > 0))
 
@@ -95,22 +115,46 @@ def concentric_window(window0, factor: float, frame: int, centre=None):
     return tuple(window)
 
 
+def concentric_window_precise(window0, factor: float, frame: int, centre=None) -> list[list[str]]:
+    """``concentric_window`` at 192 bits, for double-double frames: [[x_lo, x_hi], [y_lo, y_hi]]
+    as decimal strings of WINDOW_DIGITS digits (``centre`` may be decimal strings)."""
+    window = []
+    with numerics.precise_arithmetic():
+        shrink = numerics.precise(factor) ** frame
+        for axis, (lo, hi) in enumerate(window0):
+            lo, hi = numerics.precise(lo), numerics.precise(hi)
+            middle = (lo + hi) / 2 if centre is None else numerics.precise(centre[axis])
+            half = (hi - lo) / 2 / shrink
+            bounds = (middle - half, middle + half)
+            window.append([numerics.decimal(b, WINDOW_DIGITS) for b in bounds])
+    return window
+
+
 def window_spec(exp: dict, frame: int):
     """A frame's window as rule params: the window itself, or, for an automatic
     centre, what it is computed from once the centre is known (``resolve_window_spec``)."""
     zoom = exp["zoom"]
+    ps = exp["phase_space"]
+    if exp["training"]["dtype"] == "float64x2":  # computed precisely, once the centre is known
+        centre = zoom["centre"]
+        spec = {"centre": centre, "window0": [ps["x"], ps["y"]], "factor": zoom["factor"], "frame": frame}
+        return spec | {"precise": True}
     if zoom["centre"] != "auto":
         return frame_window(exp, frame)
-    ps = exp["phase_space"]
     return {"centre": "auto", "window0": [ps["x"], ps["y"]], "factor": zoom["factor"], "frame": frame}
 
 
-def resolve_window_spec(spec, centre=None) -> list[list[float]]:
+def resolve_window_spec(spec, centre=None) -> list[list]:
     """The window of a ``window_spec`` as [[x_lo, x_hi], [y_lo, y_hi]]; a given
-    window comes back as it is; ``centre`` is required for an automatic one."""
+    window comes back as it is; ``centre`` is required for an automatic one. A precise
+    spec (double-double) gives decimal strings (``concentric_window_precise``)."""
     if isinstance(spec, dict):
-        if centre is None:
+        if spec["centre"] != "auto":
+            centre = spec["centre"]
+        elif centre is None:
             raise ValueError("this frame's centre is automatic: the centre file is required")
+        if spec.get("precise"):
+            return concentric_window_precise(spec["window0"], spec["factor"], spec["frame"], centre)
         return [
             list(axis) for axis in concentric_window(spec["window0"], spec["factor"], spec["frame"], centre)
         ]
@@ -119,9 +163,17 @@ def resolve_window_spec(spec, centre=None) -> list[list[float]]:
 
 def _axis_resolves(lo: float, hi: float, reach: float, resolution: int, dtype: str) -> bool:
     """Bound form of the precision test: spacing against ulps at the largest |coordinate|."""
-    spacing = (hi - lo) / max(resolution - 1, 1)
-    coordinate_ulp = float(np.spacing(np.float64(reach)))
-    value_eps = float(np.finfo(np.dtype(dtype)).eps)  # relative spacing of 10**x
+    return _spacing_resolves((hi - lo) / max(resolution - 1, 1), reach, dtype)
+
+
+def _spacing_resolves(spacing: float, reach: float, dtype: str) -> bool:
+    """Neighbours ``spacing`` apart (log10 units) at coordinates up to ``reach`` resolve:
+    the spacing against the coordinates' ulp and the values' relative spacing (10**x)."""
+    if numerics.COORDINATE_BITS[dtype] == 53:
+        coordinate_ulp = float(np.spacing(np.float64(reach)))
+    else:  # a precise coordinate's ulp at its bits
+        coordinate_ulp = math.ldexp(1.0, math.frexp(reach)[1] - numerics.COORDINATE_BITS[dtype])
+    value_eps = numerics.EPSILON[dtype]
     return spacing >= RESOLVING_ULPS * coordinate_ulp and LN10 * spacing >= RESOLVING_ULPS * value_eps
 
 
@@ -145,6 +197,10 @@ def frame_resolves(
     for (lo, hi), (c_lo, c_hi) in zip(window0, centre_region(window0, centre)):
         half = (hi - lo) / 2 / shrink
         reach = max(abs(c_lo), abs(c_hi)) + half
+        if dtype == "float64x2":  # precise coordinates: the spacing itself, not c +- half in float64
+            if not _spacing_resolves(2 * half / max(resolution - 1, 1), reach, dtype):
+                return False
+            continue
         if not _axis_resolves(c_lo - half, c_lo + half, reach, resolution, dtype):
             return False
         # A window SAFE_MARGIN times narrower at the same reach passing the bound test means
@@ -208,3 +264,15 @@ def pixel_coordinates(window, resolution: int, start: int, stop: int) -> tuple[n
     pixels = np.arange(start, stop)
     rows, cols = np.divmod(pixels, resolution)
     return axis_values(x_lo, x_hi, resolution)[cols], axis_values(y_lo, y_hi, resolution)[rows]
+
+
+def pixel_points(window, resolution: int, start: int, stop: int, dtype: str) -> dict[str, np.ndarray | None]:
+    """The hyperparameter values of pixels start..stop-1 as ``training.train_points`` takes them:
+    ``x_values``, ``y_values`` and, for double-double, their low parts ``x_lo``, ``y_lo`` (a
+    precise window, decimal strings: values correctly rounded to hi + lo); else lo None."""
+    if dtype != "float64x2":
+        x, y = pixel_coordinates(window, resolution, start, stop)
+        return {"x_values": x, "y_values": y, "x_lo": None, "y_lo": None}
+    rows, cols = np.divmod(np.arange(start, stop), resolution)
+    (x_hi, x_lo), (y_hi, y_lo) = (axis_values_double_double(lo, hi, resolution) for lo, hi in window)
+    return {"x_values": x_hi[cols], "y_values": y_hi[rows], "x_lo": x_lo[cols], "y_lo": y_lo[rows]}

@@ -85,14 +85,58 @@ PRECISE_BITS = 192
 _PRECISE = gmpy2.context(precision=PRECISE_BITS)
 
 
+# The relative spacing of each training dtype's values: a frame resolves while neighbouring
+# pixels' hyperparameters are a few of these apart. Double-double's hi + lo carries 106
+# bits; 2**-104 leaves room for the rounding of 10**x and of the kernel's operations.
+EPSILON = {"float64": 2.0**-52, "float32": 2.0**-23, "float64x2": 2.0**-104}
+# The precision of each dtype's frame coordinates (log10 units): float64, or for double-double
+# PRECISE_BITS (its windows are decimal strings, see ``grid``).
+COORDINATE_BITS = {"float64": 53, "float32": 53, "float64x2": PRECISE_BITS}
+# The largest finite value of each dtype (double-double has float64's exponent range).
+MAX_VALUE = {"float64": float(np.finfo(np.float64).max), "float32": float(np.finfo(np.float32).max)}
+MAX_VALUE["float64x2"] = MAX_VALUE["float64"]
+
+
+def is_precise_number(value) -> bool:
+    """True for a finite number or a decimal string of one (a coordinate as the config and
+    the centre files may give it)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return bool(np.isfinite(value))
+    if not isinstance(value, str):
+        return False
+    try:
+        return bool(gmpy2.is_finite(gmpy2.mpfr(value.strip(), PRECISE_BITS))) and value.strip() != ""
+    except ValueError:
+        return False
+
+
+def exceeds_float64(value) -> bool:
+    """True when a decimal string has more significant digits than float64 keeps (17): in a
+    float64 experiment the rest would be lost."""
+    if not isinstance(value, str):
+        return False
+    mantissa = value.strip().lower().split("e")[0].lstrip("+-").replace(".", "")
+    return len(mantissa.strip("0")) > 17
+
+
+def precise_arithmetic():
+    """A context manager in which gmpy2's operators compute at PRECISE_BITS (they round to the
+    context's precision, not their operands')."""
+    return gmpy2.context(_PRECISE)
+
+
 def precise(value) -> gmpy2.mpfr:
-    """A coordinate at PRECISE_BITS: from a decimal string (all its digits), a float, or a
-    (hi, lo) pair."""
+    """A coordinate at PRECISE_BITS: from a decimal string or an mpfr (all its digits), a float,
+    or a (hi, lo) pair."""
     if isinstance(value, (tuple, list)):
         return _PRECISE.add(
             gmpy2.mpfr(float(value[0]), PRECISE_BITS), gmpy2.mpfr(float(value[1]), PRECISE_BITS)
         )
-    return gmpy2.mpfr(value if isinstance(value, str) else float(value), PRECISE_BITS)
+    if isinstance(value, (str, type(gmpy2.mpfr(0)))):  # all its digits
+        return gmpy2.mpfr(value, PRECISE_BITS)
+    return gmpy2.mpfr(float(value), PRECISE_BITS)
 
 
 def decimal(value: gmpy2.mpfr, digits: int = 34) -> str:

@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import gmpy2
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
@@ -25,6 +26,7 @@ from matplotlib.image import AxesImage
 
 from trainability.boundary.box_counting import DimensionEstimate
 from trainability.boundary.scoring import rank_colour_values
+from trainability.contract import numerics
 from trainability.figures.style import COLOUR_MAP, TITLE_STYLE
 
 AXIS_LABELS = {
@@ -38,38 +40,63 @@ AXIS_LABELS = {
     "lr_vs_wavelength": ("Learning rate", "Wavelength λ of the cosine"),
 }
 _SIGNIFICANT = 15  # digits after the point in the scientific form labels start from
+PRECISE_SIGNIFICANT = 40  # the same for a double-double frame's (32 digits resolve its pixels)
+LONG_LABEL = 20  # characters of a tick label beyond which a precise axis is labelled relative
 
 
 # --------------------------------------------------------------------------- ticks
 
 
-def extreme_tick_labels(lo_log10: float, hi_log10: float) -> tuple[str, str]:
+def extreme_tick_labels(lo_log10: float | str, hi_log10: float | str) -> tuple[str, str]:
     """Labels for 10**lo and 10**hi that differ in their last four digits.
 
     Both values are written in scientific notation with 15 digits after the
     point, then cut to the first differing digit plus three more (four
     significant digits if the exponents differ), e.g.
     ``1.90010080e+2`` / ``1.90011840e+2``. The exponent carries its sign and
-    no zero padding, as in the paper's figure.
+    no zero padding, as in the paper's figure. Bounds given as decimal strings (a
+    double-double frame's window) are raised at 192 bits and written with up to
+    PRECISE_SIGNIFICANT digits, as many as tell them apart.
     """
+    if isinstance(lo_log10, str) or isinstance(hi_log10, str):
+        with numerics.precise_arithmetic():
+            powers = [gmpy2.exp10(numerics.precise(v)) for v in (lo_log10, hi_log10)]
+        parts = [format(v, f".{PRECISE_SIGNIFICANT}e").split("e") for v in powers]
+        return _labels(parts, PRECISE_SIGNIFICANT)
     values = (10.0 ** float(lo_log10), 10.0 ** float(hi_log10))
     if not all(math.isfinite(v) and v > 0 for v in values):
         return f"{values[0]:g}", f"{values[1]:g}"
-    parts = [f"{v:.{_SIGNIFICANT}e}".split("e") for v in values]
+    return _labels([f"{v:.{_SIGNIFICANT}e}".split("e") for v in values], _SIGNIFICANT)
+
+
+def _labels(parts: list[list[str]], significant: int) -> tuple[str, str]:
+    """Two (mantissa, exponent) pairs cut to their first differing digit plus three more."""
     (mant_a, exp_a), (mant_b, exp_b) = parts
     digits_a, digits_b = mant_a.replace(".", ""), mant_b.replace(".", "")
     if int(exp_a) != int(exp_b):
         first_difference = 0
     else:
         first_difference = next(
-            (k for k, (p, q) in enumerate(zip(digits_a, digits_b)) if p != q), _SIGNIFICANT
+            (k for k, (p, q) in enumerate(zip(digits_a, digits_b)) if p != q), significant
         )
-    decimals = min(first_difference + 3, _SIGNIFICANT)
+    decimals = min(first_difference + 3, significant)
 
     def label(mantissa: str, exponent: str) -> str:
         return f"{mantissa[: 2 + decimals]}e{int(exponent):+d}"
 
     return label(mant_a, exp_a), label(mant_b, exp_b)
+
+
+def _relative_axis(name: str, bounds) -> tuple[str, tuple[str, str]]:
+    """(axis label, tick labels) of a precise axis: 10**(c + d), c the middle of the bounds (log10
+    units, with the digits that tell the bounds apart), the ticks d = -h and +h."""
+    with numerics.precise_arithmetic():
+        lo, hi = (numerics.precise(v) for v in bounds)
+        middle, half = (lo + hi) / 2, (hi - lo) / 2
+        digits = 4 + max(0, int(gmpy2.floor(gmpy2.log10(abs(middle) / half)))) if half > 0 else 17
+    label = f"{name}: 10^(c + d)\nc = {numerics.decimal(middle, min(digits, 55))}"
+    offset = f"{float(half):.3g}"
+    return label, (f"d = −{offset}", f"+{offset}")
 
 
 def axis_labels(phase_space: str) -> tuple[str, str]:
@@ -93,13 +120,24 @@ def plot_landscape(
 ) -> AxesImage:
     """Draw one landscape on ``ax``; bounds are (min, max) in log10 units.
 
-    ``values`` is (rows = y, columns = x) with row 0 at the bottom.
+    ``values`` is (rows = y, columns = x) with row 0 at the bottom. Bounds given as decimal
+    strings (a double-double frame, perhaps narrower than float64 tells apart) span the
+    axes' unit square, their ticks labelled with the precise values.
     """
     values = np.asarray(values)
     if values.ndim != 2:
         raise ValueError(f"values must be 2-D, got shape {values.shape}")
     x0, x1 = (float(v) for v in x_bounds)
     y0, y1 = (float(v) for v in y_bounds)
+    x_labels, y_labels = extreme_tick_labels(*x_bounds), extreme_tick_labels(*y_bounds)
+    xlabel, ylabel = axis_labels(phase_space)
+    if any(isinstance(v, str) for v in (*x_bounds, *y_bounds)):
+        x0, x1, y0, y1 = 0.0, 1.0, 0.0, 1.0
+        # Labels too long to sit side by side: the axis names the middle, the ticks the offsets.
+        if max(map(len, x_labels + y_labels)) > LONG_LABEL:
+            (xlabel, x_labels), (ylabel, y_labels) = (
+                _relative_axis(name, bounds) for name, bounds in ((xlabel, x_bounds), (ylabel, y_bounds))
+            )
     image = ax.imshow(
         rank_colour_values(values),
         extent=(x0, x1, y0, y1),
@@ -110,11 +148,10 @@ def plot_landscape(
         interpolation="nearest",
         aspect="auto",
     )
-    xlabel, ylabel = axis_labels(phase_space)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_xticks([x0, x1], extreme_tick_labels(x0, x1))
-    ax.set_yticks([y0, y1], extreme_tick_labels(y0, y1), rotation=90)
+    ax.set_xticks([x0, x1], x_labels)
+    ax.set_yticks([y0, y1], y_labels, rotation=90)
     # Long labels sit inside the axis span: first one starts at its tick,
     # last one ends at its tick.
     low_x, high_x = ax.get_xticklabels()

@@ -84,11 +84,12 @@ def save_frame_image(values: np.ndarray, path: str | os.PathLike) -> None:
 def frame_panel_figure(
     values: np.ndarray, window: Sequence[Sequence[float]], phase_space: str, title: str | None
 ) -> Figure:
-    """A frame as a landscape panel with axes; ``window`` = [[x_lo, x_hi], [y_lo, y_hi]]."""
-    window = np.asarray(window, dtype=float)
-    if window.shape != (2, 2):
-        raise ValueError(f"window must be [[x_lo, x_hi], [y_lo, y_hi]], got shape {window.shape}")
-    return landscape_figure(values, tuple(window[0]), tuple(window[1]), phase_space, title)
+    """A frame as a landscape panel with axes; ``window`` = [[x_lo, x_hi], [y_lo, y_hi]] (numbers,
+    or a double-double frame's decimal strings)."""
+    if np.shape(window) != (2, 2):
+        raise ValueError(f"window must be [[x_lo, x_hi], [y_lo, y_hi]], got shape {np.shape(window)}")
+    x_bounds, y_bounds = (tuple(v if isinstance(v, str) else float(v) for v in axis) for axis in window)
+    return landscape_figure(values, x_bounds, y_bounds, phase_space, title)
 
 
 def read_frame_image(path: str | os.PathLike, max_size: int = STRIP_READ_SIZE) -> np.ndarray:
@@ -176,9 +177,12 @@ def dimension_depth_figure(
     title: str | None,
     edges: Sequence[int] | None = None,
     resolution: int | None = None,
+    float64_limit: float | None = None,
 ) -> Figure:
     """Each frame's median local slope against its depth, with the frame's spread; below,
-    each frame's edge pixels (``edges``), so that a smooth frame shows as such.
+    each frame's edge pixels (``edges``), so that a smooth frame shows as such; a vertical
+    line at ``float64_limit`` (decades; a double-double sequence's) marks where float64 frames
+    would turn blocky.
 
     Dark error bars span each frame's q25-q75, light bars its min-max; frames
     without finite slopes are left out. The sequence's dimension (median of
@@ -242,6 +246,20 @@ def dimension_depth_figure(
     if _finite(paper_dimension):
         p = float(paper_dimension)
         ax.axhline(p, color=PAPER_COLOUR, linestyle="--", linewidth=1.2, label=f"paper {p:.2f}", zorder=2)
+    if float64_limit is not None:
+        for axes in [ax] if edges is None else [ax, ax_edges]:
+            axes.axvline(float64_limit, color="0.35", linestyle=":", linewidth=1.2, zorder=2)
+        ax.annotate(
+            "float64 limit",
+            (float64_limit, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -3),
+            textcoords="offset points",
+            ha="left",
+            va="top",
+            fontsize="small",
+            color="0.35",
+        )
     if edges is None:
         ax.set_xlabel("depth (decades of zoom)")
     ax.set_ylabel("box-counting dimension")

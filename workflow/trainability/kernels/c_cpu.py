@@ -94,6 +94,12 @@ def unsupported(problem: Problem, dtype: str, device) -> str | None:
     return None
 
 
+def build_class(dtype: str) -> str:
+    """The arithmetic of this backend's results in ``dtype``: BUILD_CLASS, or the double-double
+    kernel's (``c_cpu_dd.BUILD_CLASS``)."""
+    return c_cpu_dd.BUILD_CLASS if dtype == "float64x2" else BUILD_CLASS
+
+
 def _per_pixel_reason(problem: Problem) -> str:
     kinds = ", ".join(sorted(problem.per_pixel))
     return (

@@ -36,7 +36,7 @@ import torch
 from trainability.contract.problem import Problem, build_problem
 from trainability.contract.randomness import pixel_problem
 from trainability.kernels import c_cpu, torch_batched, triton_gpu
-from trainability.kernels.backend import Backend, ProgressCallback, Run
+from trainability.kernels.backend import TORCH_DTYPES, Backend, ProgressCallback, Run
 
 KERNELS = ("auto", "torch", "fused")
 FUSED_BY_DEVICE_TYPE: dict[str, Backend] = {"cpu": c_cpu, "cuda": triton_gpu}
@@ -127,6 +127,8 @@ def train_pixels(
     backend: Backend | None = None,
     optimizer: str = "gd",
     optimizer_params: Mapping[str, np.ndarray] | None = None,
+    learning_rates_lo: np.ndarray | None = None,
+    offsets_lo: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Train one network per pixel and return per-pixel loss statistics.
 
@@ -155,6 +157,8 @@ def train_pixels(
         progress=progress,
         optimizer=optimizer,
         optimizer_params=optimizer_params or {},
+        learning_rates_lo=learning_rates_lo,
+        offsets_lo=offsets_lo,
     )
     if backend is None:
         backend = choose_backend(problem, dtype, device, kernel)
@@ -170,25 +174,32 @@ def train_pixels(
 def config_problems(
     experiments: Mapping[str, dict], kernel: str, device_types: Iterable[str], workdir: str | Path = "."
 ) -> list[str]:
-    """Config errors for a kernel named explicitly that cannot run an experiment on a device type.
+    """Config errors for a kernel that cannot run an experiment on a device type: one named
+    explicitly, or ``auto`` where no backend runs the dtype (double-double off the CPU).
 
     ``experiments`` are resolved experiments (``config.validate_config``).
     """
-    if kernel == "auto":
-        return []
     problems = []
     for name, exp in experiments.items():
+        dtype = exp["training"]["dtype"]
         if exp["model"].get("kind", "mlp") != "mlp":
             continue  # the one-dimensional control trains with numpy, whatever the kernel
+        if kernel == "auto" and dtype in TORCH_DTYPES:
+            continue  # the torch backend runs every case of a torch dtype
         shared = build_problem(exp["model"], exp["data"], exp["training"], workdir)
         shared = pixel_problem(shared, exp["model"], exp["data"], exp["training"], [0])
         for device_type in sorted(set(device_types)):
             try:
-                choose_backend(shared, exp["training"]["dtype"], torch.device(device_type), kernel)
+                choose_backend(shared, dtype, torch.device(device_type), kernel)
             except KernelUnsupported as err:
+                allowed = (
+                    "auto (falls back to torch) or torch"
+                    if dtype in TORCH_DTYPES
+                    else "auto or fused on a CPU (TRAINABILITY_DEVICE=cpu), or training.dtype float64"
+                )
                 problems.append(
                     f"kernel: {kernel!r} cannot run experiments.{name} on {device_type}: "
-                    f"{'; '.join(err.reasons)}; allowed: auto (falls back to torch) or torch"
+                    f"{'; '.join(err.reasons)}; allowed: {allowed}"
                 )
     return problems
 
@@ -202,7 +213,8 @@ def arithmetic_identity(
     (trainability.results.shard_arithmetic).
 
     The fused C kernel's bits are the same on every x86-64 (and aarch64) CPU: its build
-    class names its fixed arithmetic (kernels.c_cpu.BUILD_CLASS), its device is ``cpu``.
+    class names its fixed arithmetic (kernels.c_cpu.build_class: float64's, or double-double's),
+    its device is ``cpu``.
     torch's depend on its version and the vector unit it dispatches to on CPU
     (``torch.backends.cpu.get_cpu_capability``), or on the GPU model; Triton's on its
     version, the variant's knobs (``triton_gpu.build_identity``, which depends on the
@@ -214,7 +226,7 @@ def arithmetic_identity(
     else:
         where = device.type
     if kernel == "fused" and device.type == "cpu":
-        build = c_cpu.BUILD_CLASS
+        build = c_cpu.build_class(dtype)
     elif kernel == "fused":
         build = triton_gpu.build_identity(dtype, optimizer)
     elif device.type == "cpu":

@@ -39,7 +39,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from trainability.contract import grid
+from trainability.contract import grid, numerics
 
 # The tags of files moved aside: damaged or someone else's, and made for other parameters.
 CORRUPT, STALE = "corrupt", "stale"
@@ -60,11 +60,13 @@ class Expected:
 class ExpectedCentre:
     """What an automatic centre file must hold: its ``experiment``, a centre inside
     ``region`` ([(x_lo, x_hi), (y_lo, y_hi)], where the search keeps it) and ``made_with``
-    (the settings the search ran with) equal to the config's (None: not checked)."""
+    (the settings the search ran with) equal to the config's (None: not checked); ``precise``:
+    the centre of a double-double sequence, whose coordinates may be decimal strings."""
 
     experiment: str
     region: tuple[tuple[float, float], ...]
     made_with: Mapping | None = None
+    precise: bool = False  # a double-double sequence's: its coordinates may be decimal strings
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,10 @@ def move_aside(findings: Iterable[Finding]) -> list[Finding]:
     return moved
 
 
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def centre_problem(data, expected: ExpectedCentre) -> tuple[str, str] | None:
     """(tag, reason) when ``data`` (a centre file's parsed JSON) is not the automatic centre
     ``expected`` describes, else None."""
@@ -247,14 +253,13 @@ def centre_problem(data, expected: ExpectedCentre) -> tuple[str, str] | None:
         found = data.get("experiment")
         return CORRUPT, f"it holds experiment = {found!r}, expected {expected.experiment!r} (a copy?)"
     centre = data.get("centre")
-    if not (
-        isinstance(centre, list)
-        and len(centre) == 2
-        and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in centre)
-    ):
-        return CORRUPT, f"'centre' must be two finite numbers [x, y], got {centre!r}"
+    # Numbers, or for double-double sequences decimal strings (their digits past float64's).
+    number = numerics.is_precise_number if expected.precise else _finite_number
+    if not (isinstance(centre, list) and len(centre) == 2 and all(map(number, centre))):
+        strings = " (or decimal strings)" if expected.precise else ""
+        return CORRUPT, f"'centre' must be two finite numbers [x, y]{strings}, got {centre!r}"
     for value, (lo, hi), axis in zip(centre, expected.region, "xy"):
-        if not lo <= value <= hi:
+        if not lo <= float(value) <= hi:
             return CORRUPT, (
                 f"its centre {axis} = {value!r} lies outside [{lo!r}, {hi!r}], the part of the "
                 "configured window where the search keeps it"
@@ -278,14 +283,15 @@ def frame_window(spec, centre_file: str | Path | None, experiment: str) -> list[
     """A frame's window [[x_lo, x_hi], [y_lo, y_hi]] from its ``grid.window_spec``; an automatic
     centre is read from ``centre_file`` and checked first (structure, experiment, region): a
     bad one stops the job, naming the file, before anything is trained about it."""
-    if not isinstance(spec, dict):
+    if not isinstance(spec, dict) or spec["centre"] != "auto":
         return grid.resolve_window_spec(spec)
     if centre_file is None:
         raise ValueError(
             f"experiment {experiment!r}: this frame's centre is automatic; centre.json is missing"
         )
     region = tuple(grid.centre_region(spec["window0"], "auto"))
-    problem = centre_file_problem(centre_file, ExpectedCentre(experiment, region))
+    expected = ExpectedCentre(experiment, region, precise=bool(spec.get("precise")))
+    problem = centre_file_problem(centre_file, expected)
     if problem:
         raise ValueError(f"{centre_file}: {problem[1]}; remove it and run again to find the centre anew")
     return grid.resolve_window_spec(spec, json.loads(Path(centre_file).read_text())["centre"])
