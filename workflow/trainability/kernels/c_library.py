@@ -66,6 +66,11 @@ def _cpu_identity() -> str:
     return platform.machine() + "".join(lines)
 
 
+def headers(source: Path) -> list[Path]:
+    """The headers a kernel may include from beside it: part of its cache key."""
+    return sorted(source.parent.glob("*.h"))
+
+
 def compile_library(
     compiler: str, source: Path, defines: tuple[str, ...], out: Path, flags: tuple[str, ...] = FLAGS
 ) -> tuple[bool, str]:
@@ -74,7 +79,8 @@ def compile_library(
         src = Path(tmp) / source.name
         src.write_text(source.read_text())
         so = Path(tmp) / f"{source.stem}.so"
-        cmd = [compiler, *flags, *defines, "-o", str(so), str(src), *LIBS]
+        # The kernels' shared headers (loss_statistics.h) are included from beside the source.
+        cmd = [compiler, *flags, *defines, f"-I{source.parent}", "-o", str(so), str(src), *LIBS]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as err:
@@ -101,7 +107,7 @@ def cached_library(source: Path, defines: tuple[str, ...]) -> tuple[ctypes.CDLL 
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
         version = ""
-    text = source.read_text()
+    text = source.read_text() + "".join(h.read_text() for h in headers(source))
     key = hashlib.sha256(
         "\0".join([text, *FLAGS, *LIBS, *defines, compiler, version, _cpu_identity()]).encode()
     ).hexdigest()[:16]

@@ -45,6 +45,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loss_statistics.h" /* the statistics' rules, shared by the C kernels */
+
 #define FMA(a, b, c) __builtin_fma((a), (b), (c))
 #define INLINE static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 6") /* the small loops over a tile: its values stay in registers */
@@ -424,7 +426,6 @@ int fused_train_f64(int P, int steps, int d_in, int H, int D, int n, int np,
     memcpy(Xa, XT, sizeof(double) * d_in * np);
     memcpy(Ya, YT, sizeof(double) * D * np);
     transpose(d_in, np, kp, XT, Xr);
-    const int tail_from = steps - (steps < TAIL_STEPS ? steps : TAIL_STEPS);
     for (int p = 0; p < P; p++) {
         memcpy(W0, W0init, sizeof(double) * d_in * H);
         memcpy(W1, W1init, sizeof(double) * H * D);
@@ -437,8 +438,7 @@ int fused_train_f64(int P, int steps, int d_in, int H, int D, int n, int np,
         const double beta1 = hp ? hp[0] : 0.0, beta2 = hp ? hp[1] : 0.0, eps = hp ? hp[2] : 0.0;
         const double omb1 = 1.0 - beta1, omb2 = 1.0 - beta2;
         double b1 = 1.0, b2 = 1.0; /* beta1^t, beta2^t */
-        double v0 = 0.0, vfinal = 0.0, vmin = __builtin_inf(), sum_u = 0.0, sum_inv = 0.0, tail = 0.0;
-        int64_t div = -1;
+        loss_statistics stats_p = loss_statistics_start(steps);
         for (int t = 0; t < steps; t++) {
             if (offsets && offset_every_step)
                 for (int i = 0; i < d_in * H; i++) W0[i] += off;
@@ -465,25 +465,9 @@ int fused_train_f64(int P, int steps, int d_in, int H, int D, int n, int np,
                 adam_update(d_in * H, beta1, beta2, omb1, omb2, lr0 / (1.0 - b1), inv_bc2, eps, gW0, M0, V0, W0);
                 adam_update(H * D, beta1, beta2, omb1, omb2, lr1 / (1.0 - b1), inv_bc2, eps, gW1, M1, V1, W1);
             }
-            if (!__builtin_isfinite(v)) v = MAX_RATIO;
-            if (t == 0) v0 = v;
-            double u = v / v0;
-            u = u > MAX_RATIO ? MAX_RATIO : u; /* NaN stays NaN, as torch.clamp */
-            sum_u += u;
-            sum_inv += 1.0 / u;
-            if (t >= tail_from) tail += u;
-            vmin = v < vmin ? v : vmin;
-            if (u >= MAX_RATIO && div < 0) div = t;
-            vfinal = v;
+            loss_statistics_step(&stats_p, v, t);
         }
-        double *s = stats + N_STATS * (size_t)p;
-        s[STAT_LOSS_INITIAL] = v0;
-        s[STAT_LOSS_FINAL] = vfinal;
-        s[STAT_LOSS_MIN] = vmin;
-        s[STAT_SUM_U] = sum_u;
-        s[STAT_SUM_INV_U] = sum_inv;
-        s[STAT_TAIL_MEAN_U] = tail / (steps < TAIL_STEPS ? steps : TAIL_STEPS);
-        diverged[p] = div;
+        loss_statistics_write(&stats_p, stats + N_STATS * (size_t)p, diverged + p);
     }
     free(buf);
     return 0;

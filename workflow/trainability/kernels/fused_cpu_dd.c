@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loss_statistics.h" /* the statistics' rules, shared by the C kernels */
+
 #if !defined(MAX_RATIO) || !defined(TAIL_STEPS) || !defined(N_STATS) || !defined(STAT_LOSS_INITIAL) || \
     !defined(STAT_LOSS_FINAL) || !defined(STAT_LOSS_MIN) || !defined(STAT_SUM_U) || \
     !defined(STAT_SUM_INV_U) || !defined(STAT_TAIL_MEAN_U)
@@ -486,7 +488,6 @@ static int train(int P, int steps, int d_in, int H, int D, int n, int np, const 
     memcpy(Xa, XT, sizeof(double) * d_in * np);
     memcpy(Ya, YT, sizeof(double) * D * np);
     const vdd c0 = bcdd(c0h, c0l), c1 = bcdd(c1h, c1l), one = bcdd(1.0, 0.0);
-    const int tail_from = steps - (steps < TAIL_STEPS ? steps : TAIL_STEPS);
     for (int p = 0; p < P; p++) {
         for (size_t i = 0; i < n0; i++) net.W0h[i] = net.W0l[i] = m0h[i] = m0l[i] = v0h[i] = v0l[i] = 0.0;
         for (size_t i = 0; i < n1; i++) net.W1h[i] = net.W1l[i] = m1h[i] = m1l[i] = v1h[i] = v1l[i] = 0.0;
@@ -502,8 +503,7 @@ static int train(int P, int steps, int d_in, int H, int D, int n, int np, const 
         const vdd eps = hp ? bcdd(hp[4], hp[5]) : bcdd(0.0, 0.0);
         const vdd omb1 = dd_add(one, dd_neg(beta1)), omb2 = dd_add(one, dd_neg(beta2));
         vdd b1 = one, b2 = one; /* beta1^t, beta2^t */
-        double v0 = 0.0, vfinal = 0.0, vmin = __builtin_inf(), sum_u = 0.0, sum_inv = 0.0, tail = 0.0;
-        int64_t div = -1;
+        loss_statistics stats_p = loss_statistics_start(steps);
         for (int t = 0; t < steps; t++) {
             if (offsets && offset_every_step)
                 for (size_t i = 0; i < n0; i += VW)
@@ -540,26 +540,9 @@ static int train(int P, int steps, int d_in, int H, int D, int n, int np, const 
                 losses[((size_t)p * steps + t) * 2 + 1] = loss.l[0];
             }
             /* the statistics of fused_cpu.c, of the loss rounded to float64 */
-            double v = loss.h[0] + loss.l[0];
-            if (!__builtin_isfinite(v)) v = MAX_RATIO;
-            if (t == 0) v0 = v;
-            double u = v / v0;
-            u = u > MAX_RATIO ? MAX_RATIO : u; /* NaN stays NaN, as torch.clamp */
-            sum_u += u;
-            sum_inv += 1.0 / u;
-            if (t >= tail_from) tail += u;
-            vmin = v < vmin ? v : vmin;
-            if (u >= MAX_RATIO && div < 0) div = t;
-            vfinal = v;
+            loss_statistics_step(&stats_p, loss.h[0] + loss.l[0], t);
         }
-        double *s = stats + N_STATS * (size_t)p;
-        s[STAT_LOSS_INITIAL] = v0;
-        s[STAT_LOSS_FINAL] = vfinal;
-        s[STAT_LOSS_MIN] = vmin;
-        s[STAT_SUM_U] = sum_u;
-        s[STAT_SUM_INV_U] = sum_inv;
-        s[STAT_TAIL_MEAN_U] = tail / (steps < TAIL_STEPS ? steps : TAIL_STEPS);
-        diverged[p] = div;
+        loss_statistics_write(&stats_p, stats + N_STATS * (size_t)p, diverged + p);
     }
     free(buf);
     return 0;
