@@ -93,7 +93,9 @@ def _expected_results():
             region = tuple(tgrid.centre_region((exp["phase_space"]["x"], exp["phase_space"]["y"]), "auto"))
             made_with = centre_made_with(name)
             precise = exp["training"]["dtype"] == "float64x2"
-            expected[CENTRE.format(experiment=name)] = _integrity.ExpectedCentre(name, region, made_with, precise)
+            expected[CENTRE.format(experiment=name)] = _integrity.ExpectedCentre(
+                name, region, made_with, precise
+            )
         for frame in frames(name):
             whose = {"experiment": name, "frame": frame}
             grid_path = GRID.format(experiment=name, frame=frame)
