@@ -1,6 +1,9 @@
-"""Small random training problems for the kernel tests."""
+"""Small random training problems for the kernel tests, and the C kernels' builds for other ISAs."""
+
+import platform
 
 import numpy as np
+import pytest
 
 from trainability.boundary.scoring import convergence_measure
 from trainability.contract.problem import as_problem
@@ -31,3 +34,36 @@ def assert_triton_matches_torch(name: str, pair: dict, dtype: str) -> None:
     rtol = 1e-4 if dtype == "float32" else 1e-9
     for field in STAT_FIELDS[:-1]:
         np.testing.assert_allclose(a[field][calm], b[field][calm], rtol=rtol, err_msg=f"{name} {field}")
+
+
+# The x86-64 micro-architecture levels' flags (/proc/cpuinfo names): a build for a level runs
+# only on a CPU that has them.
+V3_FLAGS = {"avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe"}
+V4_FLAGS = V3_FLAGS | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
+X86 = platform.machine() in ("x86_64", "AMD64")
+ARM = platform.machine() in ("aarch64", "arm64")
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+def build_variants(build, variants: dict, out_dir, at_least: int, what: str) -> dict:
+    """{name: library} of ``build(march, out_dir, extra_flags)`` for each variant (name -> (march,
+    extra flags)); a variant an older compiler does not know is left out, the native one never;
+    the test is skipped with fewer than ``at_least`` builds."""
+    out, failed = {}, []
+    for name, (march, extra) in variants.items():
+        try:
+            out[name] = build(march, out_dir, extra)
+        except RuntimeError as err:
+            if name == "native":
+                raise
+            failed.append(f"{name}: {str(err)[-300:]}")
+    if len(out) < at_least:
+        pytest.skip(f"fewer than {at_least} builds of {what}: " + "; ".join(failed))
+    return out

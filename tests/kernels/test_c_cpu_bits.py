@@ -12,12 +12,11 @@ labels, so that agreement cannot be vacuous.
 """
 
 import hashlib
-import platform
 
 import numpy as np
 import pytest
 
-from kernel_helpers import make_problem
+from kernel_helpers import ARM, V3_FLAGS, V4_FLAGS, X86, build_variants, cpu_flags, make_problem
 from trainability.boundary.scoring import convergence_measure
 from trainability.contract import numerics
 from trainability.contract.problem import per_layer_learning_rates
@@ -27,22 +26,11 @@ from trainability.kernels.backend import Run
 
 pytestmark = pytest.mark.skipif(c_library.find_compiler() is None, reason="no C compiler (gcc/cc/$CC)")
 
-V3_FLAGS = {"avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe"}
-V4_FLAGS = V3_FLAGS | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
-    except OSError:
-        return set()
-
 
 def variants() -> dict[str, tuple[str, tuple[str, ...]]]:
     """name -> (march, extra flags): builds this CPU can run (x86-64-v4 would crash without AVX-512)."""
     out = {"native": ("native", ()), "O1-scalar": ("native", ("-O1", "-fno-tree-vectorize"))}
-    if platform.machine() in ("x86_64", "AMD64"):
+    if X86:
         flags = cpu_flags()
         out["x86-64-v2"] = ("x86-64-v2", ())
         out["native-128-bit"] = ("native", ("-mprefer-vector-width=128",))
@@ -50,7 +38,7 @@ def variants() -> dict[str, tuple[str, tuple[str, ...]]]:
             out["x86-64-v3"] = ("x86-64-v3", ())
         if V4_FLAGS <= flags:
             out["x86-64-v4"] = ("x86-64-v4", ())
-    elif platform.machine() in ("aarch64", "arm64"):
+    elif ARM:
         out["armv8-a"] = ("armv8-a", ())  # NEON, 2 lanes
     return out
 
@@ -59,17 +47,7 @@ def variants() -> dict[str, tuple[str, tuple[str, ...]]]:
 def libs(tmp_path_factory):
     """The builds, once per module; one an older compiler does not know is left out."""
     out_dir = tmp_path_factory.mktemp("fused-variants")
-    out, failed = {}, []
-    for name, (march, extra) in variants().items():
-        try:
-            out[name] = c_cpu.build_variant(march, out_dir, extra)
-        except RuntimeError as err:
-            if name == "native":
-                raise
-            failed.append(f"{name}: {str(err)[-300:]}")
-    if len(out) < 3:
-        pytest.skip("fewer than 3 builds of the C kernel: " + "; ".join(failed))
-    return out
+    return build_variants(c_cpu.build_variant, variants(), out_dir, 3, "the C kernel")
 
 
 def grid(x, y, resolution):

@@ -18,7 +18,6 @@ below 1e-2 of its start, f - Y cancels and the loss's relative error grows as it
 
 import hashlib
 import json
-import platform
 import subprocess
 import sys
 
@@ -29,7 +28,7 @@ import pytest
 import torch
 
 import mp_reference
-from kernel_helpers import make_problem
+from kernel_helpers import ARM, V3_FLAGS, X86, build_variants, cpu_flags, make_problem
 from trainability.boundary.scoring import convergence_measure
 from trainability.contract import numerics
 from trainability.contract.problem import per_layer_learning_rates
@@ -192,43 +191,22 @@ def test_tanh_dd_is_accurate_across_magnitudes():
 
 # ---- bits ----
 
-V3_FLAGS = {"avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe"}
 
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
-    except OSError:
-        return set()
-
-
-def variants() -> dict[str, str]:
-    out = {"native": "native"}
-    if platform.machine() in ("x86_64", "AMD64"):
-        flags = cpu_flags()
-        out["x86-64-v2"] = "x86-64-v2"  # no FMA instruction: libm's fma, 2-lane SSE
-        if V3_FLAGS <= flags:
-            out["x86-64-v3"] = "x86-64-v3"
-    elif platform.machine() in ("aarch64", "arm64"):
-        out["armv8-a"] = "armv8-a"
+def variants() -> dict[str, tuple[str, tuple[str, ...]]]:
+    out = {"native": ("native", ())}
+    if X86:
+        out["x86-64-v2"] = ("x86-64-v2", ())  # no FMA instruction: libm's fma, 2-lane SSE
+        if V3_FLAGS <= cpu_flags():
+            out["x86-64-v3"] = ("x86-64-v3", ())
+    elif ARM:
+        out["armv8-a"] = ("armv8-a", ())
     return out
 
 
 @pytest.fixture(scope="module")
 def libs(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("dd-variants")
-    out, failed = {}, []
-    for name, march in variants().items():
-        try:
-            out[name] = c_cpu_dd.build_variant(march, out_dir)
-        except RuntimeError as err:
-            if name == "native":
-                raise
-            failed.append(f"{name}: {str(err)[-300:]}")
-    if len(out) < 2:
-        pytest.skip("fewer than 2 builds of the double-double kernel: " + "; ".join(failed))
-    return out
+    return build_variants(c_cpu_dd.build_variant, variants(), out_dir, 2, "the double-double kernel")
 
 
 def differing_pixels(a: dict, b: dict) -> np.ndarray:

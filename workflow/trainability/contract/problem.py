@@ -102,11 +102,17 @@ def as_problem(weights: Sequence[np.ndarray], X, Y, minibatch_indices=None) -> P
     )
 
 
+def gain_squared(nonlinearity: str) -> int:
+    """The square of the hidden layers' gain (the notebook's sqrt(2) for tanh and relu, 1 for
+    identity): kernels of other precisions compute ``layer_constants`` from it."""
+    return 1 if nonlinearity == "identity" else 2
+
+
 def layer_constants(problem: Problem, nonlinearity: str) -> list[float]:
     """c_l with zeta_l = (a_{l-1} @ W_l) * c_l: sqrt(2)/sqrt(fan_in) for tanh/relu
     (a = tanh(zeta) = tanh(sqrt(2) z), a = relu(zeta) = sqrt(2) relu(z)),
     1/sqrt(fan_in) for identity, and 1/fan_in for the output (z / sqrt(fan_in), twice)."""
-    gain = 1.0 if nonlinearity == "identity" else math.sqrt(2.0)
+    gain = math.sqrt(gain_squared(nonlinearity))
     fan_ins = [shape[0] for shape in problem.weight_shapes()]
     return [gain / math.sqrt(f) for f in fan_ins[:-1]] + [1.0 / fan_ins[-1]]
 

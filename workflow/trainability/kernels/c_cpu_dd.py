@@ -25,7 +25,7 @@ import numpy as np
 
 from trainability.contract import numerics
 from trainability.contract.optimizers import MAX_HYPERPARAMETERS, OPTIMIZER_CODES
-from trainability.contract.problem import NONLINEARITY_CODES, Problem
+from trainability.contract.problem import NONLINEARITY_CODES, Problem, gain_squared
 from trainability.contract.statistics import FLOAT_FIELDS, from_columns
 from trainability.kernels import c_library
 from trainability.kernels.backend import Run
@@ -72,12 +72,11 @@ def build_variant(march: str, out_dir, extra_flags: tuple[str, ...] = ()) -> cty
 
 
 def layer_constants_dd(problem: Problem, nonlinearity: str) -> list[tuple[float, float]]:
-    """``problem.layer_constants`` as (hi, lo): c0 = gain / sqrt(fan_in) (gain sqrt(2) for tanh and
-    relu), c1 = 1 / fan_in of the output layer, computed at 192 bits and rounded to double-double."""
-    (d_in, H), _ = (w.shape for w in problem.weights)
-    context = gmpy2.context(precision=numerics.PRECISE_BITS)
-    gain_squared = 1 if nonlinearity == "identity" else 2
-    values = [context.sqrt(context.div(gmpy2.mpz(gain_squared), d_in)), context.div(gmpy2.mpz(1), H)]
+    """``problem.layer_constants`` as (hi, lo): c0 = sqrt(gain_squared / fan_in), c1 = 1 / fan_in of
+    the output layer, computed at 192 bits and rounded to double-double."""
+    (d_in, H), _ = problem.weight_shapes()
+    with numerics.precise_arithmetic():
+        values = [gmpy2.sqrt(gmpy2.mpz(gain_squared(nonlinearity)) / d_in), gmpy2.mpz(1) / gmpy2.mpfr(H)]
     hi, lo = numerics.to_double_double(values)
     return list(zip(hi.tolist(), lo.tolist()))
 
